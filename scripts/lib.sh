@@ -1,0 +1,84 @@
+# Shared shell functions for scripts/demo.sh, scripts/test.sh and bench/. Source, don't run.
+# Idempotent: every step checks before it installs or builds.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_CONFIG=${PG_CONFIG:-$(head -n1 "$ROOT/pgrx-config/pg_config")}
+PGBIN=$("$PG_CONFIG" --bindir 2>/dev/null || dirname "$PG_CONFIG")
+PGXS_DIR=$(dirname "$("$PG_CONFIG" --pgxs 2>/dev/null || echo /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk)")/..
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Runs a PostgreSQL server binary as the OS user that owns clusters (the server refuses root).
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+ensure_deps() {
+    local want=(postgresql-15 postgresql-server-dev-15 libclang-dev sudo postgresql-15-cron)
+    local missing=()
+    for p in "${want[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing Debian packages: ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if ! cargo pgrx --version 2>/dev/null | grep -q '0\.18\.1'; then
+        log "installing cargo-pgrx 0.18.1 (about 6 minutes, once)"
+        cargo install cargo-pgrx --version 0.18.1 --locked
+    fi
+    if ! grep -qs "^pg15 = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+        log "pointing pgrx at $PG_CONFIG"
+        cargo pgrx init --pg15="$PG_CONFIG" >/dev/null
+    fi
+}
+
+# Builds (release) and installs the extension into the system PostgreSQL.
+install_extension() {
+    log "building and installing pg_rfm (release)"
+    (cd "$ROOT" && as_root env "PATH=$PATH" "HOME=$HOME" cargo pgrx install --release --pg-config "$PG_CONFIG" 2>&1 \
+        | grep -vE '^\s+(Compiling|Checking)' >&2)
+}
+
+build_generator() {
+    (cd "$ROOT" && cargo build --release -q -p rfm-gen)
+    RFM_GEN="$ROOT/target/release/rfm-gen"
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts a throwaway cluster in a new temp dir. Sets CLUSTER_DIR, PGHOST, PGPORT, PGUSER.
+start_cluster() {
+    CLUSTER_DIR=$(mktemp -d /tmp/pg_rfm.XXXXXX)
+    chmod 755 "$CLUSTER_DIR"
+    [ "$(id -u)" = 0 ] && chown postgres: "$CLUSTER_DIR"
+    as_pg "$PGBIN/initdb" -D "$CLUSTER_DIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >/dev/null
+    cat "$ROOT/pgrx-config/postgresql.conf" >>"$CLUSTER_DIR/data/postgresql.conf"
+    PGPORT=$(free_port)
+    as_pg "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w -s \
+        -o "-p $PGPORT -k $CLUSTER_DIR -c listen_addresses=127.0.0.1" start
+    export PGHOST=$CLUSTER_DIR PGPORT PGUSER=postgres
+    log "PostgreSQL 15 running: $CLUSTER_DIR (port $PGPORT)"
+}
+
+stop_cluster() {
+    if [ -n "${CLUSTER_DIR:-}" ] && [ -d "$CLUSTER_DIR/data" ]; then
+        as_pg "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -m fast -w -s stop || true
+        rm -rf "$CLUSTER_DIR"
+        CLUSTER_DIR=
+    fi
+}
+
+psql_q() {
+    "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs every test of pg_rfm: the numeric core's unit tests (cargo test), then the SQL tests
+# (pg_regress golden files in tests/) against a throwaway PostgreSQL 15 cluster with the
+# release build installed. Installs what is missing first. Exit code 0 only if all pass.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh rfm iqr    # only these SQL test files (setup always runs first)
+source "$(dirname "$0")/lib.sh"
+
+ensure_deps
+
+log "core unit tests (cargo test)"
+core_out=$(cd "$ROOT" && cargo test --workspace --lib -q 2>&1) || { echo "$core_out"; exit 1; }
+echo "$core_out" | grep -E '^test result' || true
+core_passed=$(echo "$core_out" | sed -nE 's/^test result: [a-z]+\. ([0-9]+) passed.*/\1/p' | awk '{s += $1} END {print s + 0}')
+
+install_extension
+build_generator
+start_cluster
+trap stop_cluster EXIT
+
+# Test data: the demo generator at a small, fixed size and seed.
+export RFM_DATA="$CLUSTER_DIR/retail_lines.tsv"
+"$RFM_GEN" --lines 120000 --customers 1500 --seed 7 >"$RFM_DATA" 2>/dev/null
+chmod 644 "$RFM_DATA"
+
+if [ $# -gt 0 ]; then
+    schedule="$CLUSTER_DIR/schedule"
+    printf 'test: setup\n' >"$schedule"
+    for t in "$@"; do printf 'test: %s\n' "$t" >>"$schedule"; done
+else
+    schedule="$ROOT/tests/schedule"
+fi
+
+log "SQL tests (pg_regress)"
+out="$CLUSTER_DIR/regress"
+mkdir -p "$out"
+set +e
+"$PGXS_DIR/test/regress/pg_regress" \
+    --use-existing --host="$PGHOST" --port="$PGPORT" --user=postgres \
+    --inputdir="$ROOT/tests" --outputdir="$out" --schedule="$schedule" \
+    --dbname=rfm_regress --load-extension=pg_rfm | tee "$out/summary.txt"
+set -e
+
+sql_passed=$(grep -cE '\.\.\. ok' "$out/summary.txt" || true)
+sql_failed=$(grep -cE '\.\.\. FAILED|failed \(ignored\)' "$out/summary.txt" || true)
+if [ -s "$out/regression.diffs" ]; then
+    log "differences (first 300 lines of $out/regression.diffs)"
+    head -n 300 "$out/regression.diffs"
+fi
+
+# No backend may have crashed and no Rust panic may have reached the log.
+crashes=$(grep -cE 'terminated by signal|panicked at|PANIC:' "$CLUSTER_DIR/server.log" || true)
+if [ "$crashes" != 0 ]; then
+    log "server log shows crashes or panics:"
+    grep -E 'terminated by signal|panicked at|PANIC:' "$CLUSTER_DIR/server.log" | head -20
+    sql_failed=$((sql_failed + 1))
+fi
+
+echo "core: $core_passed passed; sql: $sql_passed passed, $sql_failed failed"
+echo "$((core_passed + sql_passed)) passed, $sql_failed failed"
+[ "$sql_failed" = 0 ] && [ "$sql_passed" -gt 0 ]

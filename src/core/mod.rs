@@ -1,0 +1,19 @@
+//! Numeric core of pg_rfm: plain Rust, no Postgres types, tested with `cargo test`.
+
+pub mod codec;
+pub mod error;
+pub mod quantile;
+pub mod rfm;
+pub mod score;
+
+pub use error::CoreError;
+
+/// A partial aggregate state: what parallel workers (and Citus shards) build, ship as
+/// bytes, and merge in any order.
+pub trait Partial: Sized {
+    fn empty() -> Self;
+    /// Folds `other` in; `other` may be left emptied.
+    fn merge(&mut self, other: &mut Self) -> Result<(), CoreError>;
+    fn serialize(&self) -> Vec<u8>;
+    fn deserialize(buf: &[u8]) -> Result<Self, CoreError>;
+}

@@ -1,0 +1,10 @@
+//! pg_rfm: customer segmentation inside PostgreSQL.
+//! `core` holds the numeric work (no Postgres types); `pg` is the thin Postgres layer.
+
+pub mod core;
+pub mod pg;
+
+::pgrx::pg_module_magic!();
+
+::pgrx::extension_sql_file!("../sql/types_and_rules.sql", name = "types_and_rules", bootstrap);
+::pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);

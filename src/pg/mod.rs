@@ -1,0 +1,10 @@
+//! The Postgres layer: converts types, keeps per-call caches, raises errors.
+//! Every SQL object is declared by hand in `sql/`; the functions here are raw
+//! version-1 C functions so that aggregates can use `internal` states.
+
+pub mod error;
+#[macro_use]
+pub mod fmgr;
+pub mod aggregates;
+pub mod rules;
+pub mod scalars;

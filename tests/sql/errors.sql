@@ -1,0 +1,75 @@
+-- Bad input: each case gets a documented value or an ERROR with a fitting SQLSTATE,
+-- never a crash or a Rust panic message. Errors are shown as 'SQLSTATE: message'.
+CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+SELECT q, pg_temp.try(q) AS outcome FROM (VALUES
+    -- rfm
+    ($$SELECT rfm(now() - interval '1 day', 'NaN', now())$$),
+    ($$SELECT rfm(now() - interval '1 day', 'Infinity', now())$$),
+    ($$SELECT rfm(now() - interval '1 day', '-Infinity', now())$$),
+    ($$SELECT rfm('-infinity', 1, now())$$),
+    ($$SELECT rfm('2024-01-01', 1, 'infinity')$$),
+    ($$SELECT rfm('2024-03-01', 1, '2024-02-01')$$),
+    ($$SELECT rfm('2024-01-01', 1, NULL)$$),
+    ($$SELECT rfm('2024-01-01', 1, 'o1', NULL)$$),
+    ($$SELECT rfm(ts, 1, as_of) FROM (VALUES ('2024-01-01'::timestamptz, '2024-02-01'::timestamptz),
+                                            ('2024-01-02', '2024-03-01')) v(ts, as_of)$$),
+    -- rfm_breaks
+    ($$SELECT rfm_breaks(1, 1, 1, 1)$$),
+    ($$SELECT rfm_breaks(1, 1, 1, 0)$$),
+    ($$SELECT rfm_breaks(1, 1, 1, -3)$$),
+    ($$SELECT rfm_breaks(1, 1, 1, 101)$$),
+    ($$SELECT rfm_breaks(1, 1, 1, NULL)$$),
+    ($$SELECT rfm_breaks('NaN', 1, 1)$$),
+    ($$SELECT rfm_breaks(1, 'Infinity', 1)$$),
+    ($$SELECT rfm_breaks(1, 1, '-Infinity')$$),
+    ($$SELECT rfm_breaks(1, 1, 1, n) FROM (VALUES (3), (4)) v(n)$$),
+    -- iqr_bounds
+    ($$SELECT iqr_bounds(1, -1)$$),
+    ($$SELECT iqr_bounds(1, 'NaN')$$),
+    ($$SELECT iqr_bounds(1, 'Infinity')$$),
+    ($$SELECT iqr_bounds(1, NULL)$$),
+    ($$SELECT iqr_bounds('NaN')$$),
+    ($$SELECT iqr_bounds('Infinity')$$),
+    ($$SELECT iqr_bounds(x, k) FROM (VALUES (1, 1.5), (2, 3)) v(x, k)$$),
+    -- iqr_clip / iqr_is_outlier
+    ($$SELECT iqr_clip('NaN', ROW(1, 2, 3, 2, -2, 6, 3, 1.5)::iqr_bounds)$$),
+    ($$SELECT iqr_is_outlier('NaN', ROW(1, 2, 3, 2, -2, 6, 3, 1.5)::iqr_bounds)$$),
+    ($$SELECT iqr_clip(1, ROW(1, 2, 3, 2, 6, -2, 3, 1.5)::iqr_bounds)$$),
+    ($$SELECT iqr_clip(1, ROW(1, 2, 3, 2, NULL, 6, 3, 1.5)::iqr_bounds)$$),
+    ($$SELECT iqr_is_outlier(1, ROW(1, 2, 3, 2, -2, 'NaN', 3, 1.5)::iqr_bounds)$$),
+    -- rfm_score
+    ($$SELECT rfm_score('NaN', 1, 1, ROW(2, '{5}', '{5}', '{5}')::rfm_breaks)$$),
+    ($$SELECT rfm_score(1, 'Infinity', 1, ROW(2, '{5}', '{5}', '{5}')::rfm_breaks)$$),
+    ($$SELECT rfm_score(1, 1, 1, ROW(3, '{5}', '{5,6}', '{5,6}')::rfm_breaks)$$),
+    ($$SELECT rfm_score(1, 1, 1, ROW(3, '{6,5}', '{5,6}', '{5,6}')::rfm_breaks)$$),
+    ($$SELECT rfm_score(1, 1, 1, ROW(1, '{}', '{}', '{}')::rfm_breaks)$$),
+    ($$SELECT rfm_score(1, 1, 1, ROW(NULL, '{5}', '{5}', '{5}')::rfm_breaks)$$),
+    ($$SELECT rfm_score(1, 1, 1, ROW(2, NULL, '{5}', '{5}')::rfm_breaks)$$),
+    ($$SELECT rfm_score(1, 1, 1, ROW(2, '{NULL}', '{5}', '{5}')::rfm_breaks)$$),
+    ($$SELECT rfm_score(1, 1, 1, ROW(2, '{NaN}', '{5}', '{5}')::rfm_breaks)$$),
+    -- documented values rather than errors
+    ($$SELECT 1 WHERE (SELECT rfm(ts, amt, now()) FROM (VALUES (NULL::timestamptz, NULL::float8)) v(ts, amt)) IS NULL$$),
+    ($$SELECT 1 WHERE (SELECT iqr_bounds(x) FROM (VALUES (NULL::float8)) v(x)) IS NULL$$),
+    ($$SELECT 1 WHERE rfm_score(NULL, 1, 1, ROW(2, '{5}', '{5}', '{5}')::rfm_breaks) IS NULL$$),
+    ($$SELECT 1 WHERE iqr_clip(NULL, NULL) IS NULL$$)
+) AS cases(q);
+
+-- A missing rule table is a clear undefined_table error.
+BEGIN;
+ALTER TABLE rfm_segment_rules RENAME TO rfm_segment_rules_gone;
+SELECT pg_temp.try($$SELECT rfm_score(1, 1, 1, ROW(2, '{5}', '{5}', '{5}')::rfm_breaks)$$) AS missing_rules;
+ROLLBACK;
+
+-- The support functions cannot be misused from SQL: internal arguments cannot be produced.
+SELECT pg_temp.try($$SELECT rfm_final(NULL)$$) AS final_of_null;
+SELECT pg_temp.try($$SELECT rfm_trans(NULL, now(), 1, now())$$) AS trans_outside_aggregate;
+
+-- The backend is alive after all of the above.
+SELECT 'alive' AS backend;
