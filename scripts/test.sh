@@ -33,17 +33,21 @@ else
 fi
 
 log "SQL tests (pg_regress)"
-out="$CLUSTER_DIR/regress"
-mkdir -p "$out"
+out="$ROOT/tests/out"
+rm -rf "$out" && mkdir -p "$out"
 set +e
 "$PGXS_DIR/test/regress/pg_regress" \
-    --use-existing --host="$PGHOST" --port="$PGPORT" --user=postgres \
+    --host="$PGHOST" --port="$PGPORT" --user=postgres \
     --inputdir="$ROOT/tests" --outputdir="$out" --schedule="$schedule" \
     --dbname=rfm_regress --load-extension=pg_rfm | tee "$out/summary.txt"
+regress_status=${PIPESTATUS[0]}
 set -e
 
 sql_passed=$(grep -cE '\.\.\. ok' "$out/summary.txt" || true)
 sql_failed=$(grep -cE '\.\.\. FAILED|failed \(ignored\)' "$out/summary.txt" || true)
+if [ "$regress_status" != 0 ] && [ "$sql_failed" = 0 ]; then
+    sql_failed=1 # pg_regress itself failed (for example a missing expected file)
+fi
 if [ -s "$out/regression.diffs" ]; then
     log "differences (first 300 lines of $out/regression.diffs)"
     head -n 300 "$out/regression.diffs"

@@ -23,3 +23,14 @@ impl std::error::Error for CoreError {}
 pub fn invalid(msg: impl Into<String>) -> CoreError {
     CoreError::InvalidParameter(msg.into())
 }
+
+/// A float as PostgreSQL prints it in messages: `NaN`, `Infinity`, `-Infinity`, or the number.
+pub fn show(x: f64) -> String {
+    if x.is_nan() {
+        "NaN".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+    } else {
+        x.to_string()
+    }
+}

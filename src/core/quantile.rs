@@ -2,7 +2,7 @@
 //! IQR bounds, and RFM quantile breaks.
 
 use super::codec::{Reader, Writer};
-use super::error::invalid;
+use super::error::{invalid, show};
 use super::{CoreError, Partial};
 
 /// Positions of `percentile_cont(p)` over `n` sorted values: (lower index, upper index, fraction).
@@ -69,7 +69,7 @@ pub fn check_finite(what: &str, x: f64) -> Result<(), CoreError> {
     if x.is_finite() {
         Ok(())
     } else {
-        Err(invalid(format!("{what} must be a finite number, got {x}")))
+        Err(invalid(format!("{what} must be a finite number, got {}", show(x))))
     }
 }
 
@@ -78,7 +78,7 @@ pub fn check_iqr_k(k: f64) -> Result<(), CoreError> {
     if k.is_finite() && k >= 0.0 {
         Ok(())
     } else {
-        Err(invalid(format!("iqr_bounds: k must be a finite number >= 0, got {k}")))
+        Err(invalid(format!("iqr_bounds: k must be a finite number >= 0, got {}", show(k))))
     }
 }
 
@@ -123,13 +123,12 @@ impl IqrBounds {
 pub const MIN_CLASSES: i32 = 2;
 pub const MAX_CLASSES: i32 = 100;
 
-pub fn check_classes(n: i32) -> Result<(), CoreError> {
+/// `what` names the argument in the message, e.g. `rfm_breaks: n`.
+pub fn check_classes(what: &str, n: i32) -> Result<(), CoreError> {
     if (MIN_CLASSES..=MAX_CLASSES).contains(&n) {
         Ok(())
     } else {
-        Err(invalid(format!(
-            "rfm_breaks: n must be between {MIN_CLASSES} and {MAX_CLASSES}, got {n}"
-        )))
+        Err(invalid(format!("{what} must be between {MIN_CLASSES} and {MAX_CLASSES}, got {n}")))
     }
 }
 
@@ -219,7 +218,7 @@ impl BreaksState {
     #[inline]
     pub fn update(&mut self, r: Option<f64>, f: Option<f64>, m: Option<f64>, n: i32) -> Result<(), CoreError> {
         if self.n != Some(n) {
-            check_classes(n)?;
+            check_classes("rfm_breaks: n", n)?;
             same(&mut self.n, n, "rfm_breaks: n")?;
         }
         for (name, v, col) in [
@@ -343,7 +342,7 @@ mod tests {
     fn breaks_and_class_limits() {
         let mut v: Vec<f64> = (1..=11).map(f64::from).collect();
         assert_eq!(breaks(&mut v, 5).unwrap(), vec![3.0, 5.0, 7.0, 9.0]);
-        assert!(check_classes(1).is_err() && check_classes(101).is_err() && check_classes(5).is_ok());
+        assert!(check_classes("n", 1).is_err() && check_classes("n", 101).is_err() && check_classes("n", 5).is_ok());
         assert!(check_iqr_k(-1.0).is_err() && check_iqr_k(f64::NAN).is_err() && check_iqr_k(0.0).is_ok());
     }
 

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use rustc_hash::FxBuildHasher;
 
 use super::codec::{Reader, Writer};
-use super::error::invalid;
+use super::error::{invalid, show};
 use super::{CoreError, Partial};
 
 pub const USECS_PER_DAY: f64 = 86_400_000_000.0;
@@ -118,7 +118,7 @@ impl RfmState {
     pub fn update(&mut self, ts: i64, amount: f64, order_id: Option<&[u8]>, as_of: i64) -> Result<(), CoreError> {
         self.set_as_of(as_of)?;
         if !amount.is_finite() {
-            return Err(invalid(format!("rfm: amount must be a finite number, got {amount}")));
+            return Err(invalid(format!("rfm: amount must be a finite number, got {}", show(amount))));
         }
         check_ts("order_ts", ts)?;
         if ts > as_of {

@@ -1,6 +1,6 @@
 //! RFM scores from quantile breaks, and the segment rule lookup.
 
-use super::error::invalid;
+use super::error::{invalid, show};
 use super::quantile::check_classes;
 use super::CoreError;
 
@@ -16,7 +16,7 @@ pub struct Breaks {
 impl Breaks {
     /// Rejects breaks a user assembled by hand that `rfm_breaks` could not have produced.
     pub fn validate(&self) -> Result<(), CoreError> {
-        check_classes(self.n)?;
+        check_classes("rfm_score: breaks.n", self.n)?;
         let want = (self.n - 1) as usize;
         for (name, cuts) in [("recency", &self.recency), ("frequency", &self.frequency), ("monetary", &self.monetary)] {
             if cuts.len() != want {
@@ -48,7 +48,7 @@ pub fn class_of(x: f64, cuts: &[f64]) -> i32 {
 pub fn score(b: &Breaks, recency: f64, frequency: f64, monetary: f64) -> Result<(i32, i32, i32), CoreError> {
     for (name, v) in [("recency", recency), ("frequency", frequency), ("monetary", monetary)] {
         if !v.is_finite() {
-            return Err(invalid(format!("rfm_score: {name} must be a finite number, got {v}")));
+            return Err(invalid(format!("rfm_score: {name} must be a finite number, got {}", show(v))));
         }
     }
     Ok((

@@ -5,6 +5,7 @@ use pgrx::pg_sys::{Datum, FunctionCallInfo, TupleDesc};
 use super::error::{invalid, null_not_allowed, OrRaise};
 use super::fmgr::*;
 use super::rules;
+use crate::core::error::show;
 use crate::core::score::{self, Breaks, Rule};
 
 /// What `rfm_score` keeps for the length of one query at one call site.
@@ -34,14 +35,14 @@ fn parse_breaks(row: &Row) -> Breaks {
     b
 }
 
-/// Bounds (lower, upper) of an `iqr_bounds` value, checked.
-fn bounds(fcinfo: FunctionCallInfo) -> (f64, f64) {
-    let row = Row::arg(fcinfo, 1).unwrap_or_else(|| null_not_allowed("iqr bounds must not be NULL"));
+/// Bounds (lower, upper) of an `iqr_bounds` value, checked; `what` names the caller.
+fn bounds(fcinfo: FunctionCallInfo, what: &str) -> (f64, f64) {
+    let row = Row::arg(fcinfo, 1).unwrap_or_else(|| null_not_allowed(format!("{what}: b must not be NULL")));
     let (Some(lower), Some(upper)) = (row.f64_attr(5), row.f64_attr(6)) else {
-        null_not_allowed("iqr bounds: lower and upper must not be NULL");
+        null_not_allowed(format!("{what}: b.lower and b.upper must not be NULL"));
     };
     if lower.is_nan() || upper.is_nan() || lower > upper {
-        invalid(format!("iqr bounds: need lower <= upper, got lower = {lower}, upper = {upper}"));
+        invalid(format!("{what}: need b.lower <= b.upper, got lower = {}, upper = {}", show(lower), show(upper)));
     }
     (lower, upper)
 }
@@ -87,14 +88,14 @@ pg_v1! {
     // iqr_clip(x, b iqr_bounds) -> float8; STRICT
     fn iqr_clip(fcinfo) -> Datum {
         let x = x_arg(fcinfo, "iqr_clip");
-        let (lower, upper) = bounds(fcinfo);
+        let (lower, upper) = bounds(fcinfo, "iqr_clip");
         f64_datum(x.clamp(lower, upper))
     }
 
     // iqr_is_outlier(x, b iqr_bounds) -> bool; STRICT
     fn iqr_is_outlier(fcinfo) -> Datum {
         let x = x_arg(fcinfo, "iqr_is_outlier");
-        let (lower, upper) = bounds(fcinfo);
+        let (lower, upper) = bounds(fcinfo, "iqr_is_outlier");
         Datum::from(x < lower || x > upper)
     }
 }

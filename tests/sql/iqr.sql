@@ -1,10 +1,10 @@
 -- iqr_bounds(x [, k]), iqr_clip, iqr_is_outlier
 
 -- Quartiles equal percentile_cont on the generated prices (all lines), exactly.
-SELECT b.q1 = p[1] AND b.median = p[2] AND b.q3 = p[3] AS quartiles_equal,
-       b.iqr = p[3] - p[1] AS iqr_ok,
-       b.lower = p[1] - 1.5 * (p[3] - p[1]) AND b.upper = p[3] + 1.5 * (p[3] - p[1]) AS fences_ok,
-       b.n = c AS n_ok, b.k = 1.5 AS k_ok
+SELECT (b).q1 = p[1] AND (b).median = p[2] AND (b).q3 = p[3] AS quartiles_equal,
+       (b).iqr = p[3] - p[1] AS iqr_ok,
+       (b).lower = p[1] - 1.5 * (p[3] - p[1]) AND (b).upper = p[3] + 1.5 * (p[3] - p[1]) AS fences_ok,
+       (b).n = c AS n_ok, (b).k = 1.5 AS k_ok
 FROM (SELECT iqr_bounds(price) AS b,
              percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY price) AS p,
              count(price) AS c
@@ -12,9 +12,9 @@ FROM (SELECT iqr_bounds(price) AS b,
 
 -- Per group (country, and customers' monetary): every group equal, and k = 3.
 SELECT count(*) AS groups,
-       count(*) FILTER (WHERE NOT (b.q1 = p[1] AND b.median = p[2] AND b.q3 = p[3]
-                                   AND b.lower = p[1] - 3 * (p[3] - p[1])
-                                   AND b.upper = p[3] + 3 * (p[3] - p[1]))) AS mismatches
+       count(*) FILTER (WHERE NOT ((b).q1 = p[1] AND (b).median = p[2] AND (b).q3 = p[3]
+                                   AND (b).lower = p[1] - 3 * (p[3] - p[1])
+                                   AND (b).upper = p[3] + 3 * (p[3] - p[1]))) AS mismatches
 FROM (SELECT country, iqr_bounds(quantity * price, 3) AS b,
              percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY quantity * price) AS p
       FROM retail_lines GROUP BY country) s;

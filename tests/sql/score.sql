@@ -1,21 +1,22 @@
 -- rfm_breaks, rfm_score and the segment rule table
 
 -- Breaks equal percentile_cont at 1/n .. (n-1)/n, for n = 5 (default), 3 and 10.
-SELECT n,
-       b.recency = p.r AND b.frequency = p.f AND b.monetary = p.m AS breaks_equal
-FROM (VALUES (3), (5), (10)) AS v(n)
-CROSS JOIN LATERAL (SELECT CASE WHEN v.n = 5 THEN rfm_breaks(recency, frequency, monetary)
-                                ELSE rfm_breaks(recency, frequency, monetary, v.n) END AS b
+SELECT v.classes,
+       (x.b).n = v.classes AND (x.b).recency = p.r AND (x.b).frequency = p.f
+       AND (x.b).monetary = p.m AS breaks_equal
+FROM (VALUES (3), (5), (10)) AS v(classes)
+CROSS JOIN LATERAL (SELECT CASE WHEN v.classes = 5 THEN rfm_breaks(recency, frequency, monetary)
+                                ELSE rfm_breaks(recency, frequency, monetary, v.classes) END AS b
                     FROM customer_rfm) x
 CROSS JOIN LATERAL (
     SELECT percentile_cont(ps) WITHIN GROUP (ORDER BY recency) AS r,
            percentile_cont(ps) WITHIN GROUP (ORDER BY frequency) AS f,
            percentile_cont(ps) WITHIN GROUP (ORDER BY monetary) AS m
     FROM customer_rfm,
-         (SELECT array_agg(i::float8 / v.n ORDER BY i) AS ps FROM generate_series(1, v.n - 1) i) q
+         (SELECT array_agg(i::float8 / v.classes ORDER BY i) AS ps FROM generate_series(1, v.classes - 1) i) q
+    GROUP BY q.ps
 ) p
-CROSS JOIN LATERAL (SELECT (x.b).*) b
-ORDER BY n;
+ORDER BY v.classes;
 
 CREATE TABLE scored AS
 SELECT c.*, (rfm_score(recency, frequency, monetary, b)).*

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Sets everything up on a fresh Debian machine (Debian packages, cargo-pgrx, pgrx init,
+# release build of pg_rfm), then runs the demo on a throwaway PostgreSQL 15 cluster:
+# generated retail data -> cleaning -> RFM -> IQR -> scores -> segments.
+#
+#   scripts/demo.sh [--keep] [--lines N] [--customers N] [--seed N]
+#
+# --keep leaves the cluster running and prints how to connect to it.
+source "$(dirname "$0")/lib.sh"
+
+keep=0 lines=500000 customers=4000 seed=42
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --keep) keep=1 ;;
+        --lines) lines=$2; shift ;;
+        --customers) customers=$2; shift ;;
+        --seed) seed=$2; shift ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) echo "unknown option: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+ensure_deps
+install_extension
+build_generator
+start_cluster
+[ "$keep" = 1 ] || trap stop_cluster EXIT
+
+"$PGBIN/createdb" rfm_demo
+psql_q -d rfm_demo <<'SQL'
+CREATE EXTENSION pg_rfm;
+CREATE TABLE retail_lines (
+    invoice      text,          -- 'C' prefix: cancellation
+    stock_code   text,
+    quantity     int,
+    invoice_date timestamptz,
+    price        float8,
+    customer_id  int,           -- NULL: guest checkout
+    country      text
+);
+SQL
+log "loading $lines generated invoice lines ($customers customers, seed $seed)"
+"$RFM_GEN" --lines "$lines" --customers "$customers" --seed "$seed" \
+    | psql_q -d rfm_demo -c "COPY retail_lines FROM STDIN"
+psql_q -d rfm_demo -c "ANALYZE retail_lines"
+
+"$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d rfm_demo -f "$ROOT/demo/workflow.sql"
+
+if [ "$keep" = 1 ]; then
+    cat <<MSG
+
+The demo cluster is still running. Connect with:
+    psql -h $PGHOST -p $PGPORT -U postgres rfm_demo
+Stop it with:
+    $( [ "$(id -u)" = 0 ] && echo "runuser -u postgres -- ")$PGBIN/pg_ctl -D $CLUSTER_DIR/data stop && rm -rf $CLUSTER_DIR
+MSG
+fi
