@@ -2,8 +2,13 @@
 
 pub mod codec;
 pub mod error;
+pub mod kmeans;
+pub mod metrics;
+pub mod model;
 pub mod quantile;
 pub mod rfm;
+pub mod rng;
+pub mod scale;
 pub mod score;
 
 pub use error::CoreError;

@@ -1,0 +1,526 @@
+//! Training a segmentation model (preprocessing, k choice, KMeans, metrics, cluster
+//! profiles and names) and assigning rows to its clusters.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::invalid;
+use super::kmeans::{self, nearest};
+use super::metrics::{self, Metrics};
+use super::quantile::{breaks, percentiles};
+use super::scale::{retain_rows, Outliers, Scaler};
+use super::score::{self, Breaks, Rule};
+use super::CoreError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelectK {
+    Silhouette,
+    Elbow,
+}
+
+impl SelectK {
+    pub fn parse(s: &str) -> Result<SelectK, CoreError> {
+        match s {
+            "silhouette" => Ok(SelectK::Silhouette),
+            "elbow" => Ok(SelectK::Elbow),
+            _ => Err(invalid(format!("select_k must be 'silhouette' or 'elbow', got '{s}'"))),
+        }
+    }
+}
+
+/// Largest k (and k_max) accepted.
+pub const MAX_K: usize = 50;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub k: Option<usize>,
+    pub k_min: usize,
+    pub k_max: usize,
+    pub select_k: SelectK,
+    pub outliers: Outliers,
+    pub log_features: Vec<String>,
+    pub standardize: bool,
+    pub n_init: usize,
+    pub max_iter: usize,
+    pub tolerance: f64,
+    pub seed: u64,
+}
+
+impl Options {
+    /// The k values to try, after checking the options against the feature list.
+    pub fn validate(&self, features: &[String]) -> Result<Vec<usize>, CoreError> {
+        if features.is_empty() {
+            return Err(invalid("features must name at least one column"));
+        }
+        for (i, f) in features.iter().enumerate() {
+            if features[..i].contains(f) {
+                return Err(invalid(format!("feature \"{f}\" is listed twice")));
+            }
+        }
+        for f in &self.log_features {
+            if !features.contains(f) {
+                return Err(invalid(format!("log_features names \"{f}\", which is not one of the features")));
+            }
+        }
+        let ks: Vec<usize> = match self.k {
+            Some(k) => vec![k],
+            None => {
+                if self.k_min < 2 {
+                    return Err(invalid(format!("k_min must be at least 2, got {}", self.k_min)));
+                }
+                if self.k_max < self.k_min {
+                    return Err(invalid(format!("k_max ({}) must not be less than k_min ({})", self.k_max, self.k_min)));
+                }
+                (self.k_min..=self.k_max).collect()
+            }
+        };
+        if let Some(&k) = ks.iter().find(|k| **k < 2 || **k > MAX_K) {
+            return Err(invalid(format!("k must be between 2 and {MAX_K}, got {k}")));
+        }
+        self.kmeans(ks[0]).validate()?;
+        Ok(ks)
+    }
+
+    fn kmeans(&self, k: usize) -> kmeans::Params {
+        kmeans::Params { k, n_init: self.n_init, max_iter: self.max_iter, tolerance: self.tolerance, seed: self.seed }
+    }
+}
+
+/// One point of the k search curve.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KPoint {
+    pub k: usize,
+    pub inertia: f64,
+    pub silhouette: Option<f64>,
+    pub davies_bouldin: Option<f64>,
+    pub calinski_harabasz: Option<f64>,
+    pub iterations: usize,
+    pub elapsed_ms: f64,
+}
+
+/// One cluster of a trained model. Statistics are in original units over the training
+/// rows (before clipping).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub cluster: i32,
+    pub label: String,
+    pub action: String,
+    /// Centroid in the scaled space (what assignment compares against).
+    pub scaled: Vec<f64>,
+    /// Centroid mapped back to original units (of the clipped, logged data).
+    pub original: Vec<f64>,
+    pub size: i64,
+    pub mean: Vec<f64>,
+    pub median: Vec<f64>,
+    pub sum: Vec<f64>,
+}
+
+/// What assignment needs: features, preprocessing and clusters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub features: Vec<String>,
+    pub scaler: Scaler,
+    pub clusters: Vec<Cluster>,
+}
+
+impl Model {
+    /// Index into `clusters` of the nearest centroid after the stored preprocessing.
+    /// `row` is overwritten with its scaled form.
+    #[inline]
+    pub fn assign(&self, row: &mut [f64]) -> usize {
+        self.scaler.transform(row);
+        let mut best = (0, f64::INFINITY);
+        for (i, c) in self.clusters.iter().enumerate() {
+            let dd: f64 = row.iter().zip(&c.scaled).map(|(x, y)| (x - y) * (x - y)).sum();
+            if dd < best.1 {
+                best = (i, dd);
+            }
+        }
+        best.0
+    }
+
+    /// Centroids as flat rows, in cluster order.
+    pub fn centroid_rows(&self) -> Vec<f64> {
+        self.clusters.iter().flat_map(|c| c.scaled.iter().copied()).collect()
+    }
+
+    /// Checks a model that came from outside (an import): shapes and finiteness.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        let d = self.features.len();
+        let s = &self.scaler;
+        if d == 0 || self.clusters.len() < 2 {
+            return Err(invalid("a model needs at least one feature and two clusters"));
+        }
+        if [s.lower.len(), s.upper.len(), s.log.len(), s.mean.len(), s.scale.len()].iter().any(|l| *l != d) {
+            return Err(invalid("the model's preprocessing does not have one entry per feature"));
+        }
+        if s.scale.iter().any(|v| !v.is_finite() || *v <= 0.0) || s.mean.iter().any(|v| !v.is_finite()) {
+            return Err(invalid("the model's standardization parameters must be finite, with positive scales"));
+        }
+        for c in &self.clusters {
+            if c.scaled.len() != d || c.scaled.iter().any(|v| !v.is_finite()) {
+                return Err(invalid(format!("cluster {} does not have {d} finite centroid coordinates", c.cluster)));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub struct Trained {
+    pub model: Model,
+    pub curve: Vec<KPoint>,
+    pub chosen: usize,
+    pub metrics: Metrics,
+    pub n_rows: usize,
+}
+
+/// Index of recency, frequency and monetary among the features, when all three are there.
+fn rfm_columns(features: &[String]) -> Option<[usize; 3]> {
+    let pos = |name: &str| features.iter().position(|f| f == name);
+    Some([pos("recency")?, pos("frequency")?, pos("monetary")?])
+}
+
+/// Trains a model on `raw` rows (original units, n rows of d = features.len()).
+/// `rules` name the clusters of RFM models; `progress` sees each k as it is tried;
+/// `check` is called often (the Postgres layer checks for cancellation there).
+pub fn train(
+    mut raw: Vec<f64>,
+    features: &[String],
+    opts: &Options,
+    rules: &[Rule],
+    progress: &mut dyn FnMut(&KPoint),
+    check: &mut dyn FnMut(),
+) -> Result<Trained, CoreError> {
+    let d = features.len();
+    let ks = opts.validate(features)?;
+    let log: Vec<bool> = features.iter().map(|f| opts.log_features.contains(f)).collect();
+    let (scaler, keep) = Scaler::fit(&raw, d, opts.outliers, log, opts.standardize)?;
+    retain_rows(&mut raw, d, &keep);
+    drop(keep);
+    let n = raw.len() / d;
+    let mut scaled = raw.clone();
+    for row in scaled.chunks_exact_mut(d) {
+        scaler.transform(row);
+    }
+
+    let mut curve = Vec::new();
+    let mut fits = Vec::new();
+    for &k in &ks {
+        let started = Instant::now();
+        let fit = kmeans::fit(&scaled, d, &opts.kmeans(k), check)?;
+        let m = metrics::all(&scaled, d, &fit.labels, &fit.centroids, opts.seed, check);
+        let point = KPoint {
+            k,
+            inertia: m.inertia,
+            silhouette: m.silhouette,
+            davies_bouldin: m.davies_bouldin,
+            calinski_harabasz: m.calinski_harabasz,
+            iterations: fit.iterations,
+            elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+        };
+        progress(&point);
+        curve.push(point);
+        fits.push(fit.centroids);
+    }
+    let chosen = match (ks.len(), opts.select_k) {
+        (1, _) => 0,
+        (_, SelectK::Elbow) => metrics::kneedle(&ks, &curve.iter().map(|p| p.inertia).collect::<Vec<_>>()),
+        (_, SelectK::Silhouette) => {
+            let mut best = 0;
+            for (i, p) in curve.iter().enumerate() {
+                if p.silhouette.unwrap_or(f64::NEG_INFINITY) > curve[best].silhouette.unwrap_or(f64::NEG_INFINITY) {
+                    best = i;
+                }
+            }
+            best
+        }
+    };
+    let centroids = std::mem::take(&mut fits[chosen]);
+    let k = ks[chosen];
+    let labels: Vec<u32> = scaled.chunks_exact(d).map(|x| nearest(x, &centroids, d).0 as u32).collect();
+    let metrics = Metrics {
+        inertia: curve[chosen].inertia,
+        silhouette: curve[chosen].silhouette,
+        davies_bouldin: curve[chosen].davies_bouldin,
+        calinski_harabasz: curve[chosen].calinski_harabasz,
+    };
+    drop(scaled);
+
+    let clusters = describe(&raw, d, k, &centroids, &labels, &scaler, features, rules);
+    Ok(Trained { model: Model { features: features.to_vec(), scaler, clusters }, curve, chosen, metrics, n_rows: n })
+}
+
+/// Per-cluster statistics, numbering (largest cluster first) and names.
+#[allow(clippy::too_many_arguments)]
+fn describe(raw: &[f64], d: usize, k: usize, centroids: &[f64], labels: &[u32], scaler: &Scaler, features: &[String], rules: &[Rule]) -> Vec<Cluster> {
+    let mut size = vec![0i64; k];
+    let mut sum = vec![0.0; k * d];
+    for (x, l) in raw.chunks_exact(d).zip(labels) {
+        let c = *l as usize;
+        size[c] += 1;
+        for j in 0..d {
+            sum[c * d + j] += x[j];
+        }
+    }
+    let mut median = vec![f64::NAN; k * d];
+    let mut per_cluster: Vec<Vec<f64>> = vec![Vec::new(); k];
+    for j in 0..d {
+        per_cluster.iter_mut().for_each(Vec::clear);
+        for (x, l) in raw.chunks_exact(d).zip(labels) {
+            per_cluster[*l as usize].push(x[j]);
+        }
+        for c in 0..k {
+            if let Some(m) = percentiles(&mut per_cluster[c], &[0.5]) {
+                median[c * d + j] = m[0];
+            }
+        }
+    }
+    // Largest cluster first; ties by centroid, so numbering is deterministic.
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|a, b| {
+        size[*b].cmp(&size[*a]).then_with(|| {
+            centroids[a * d..(a + 1) * d]
+                .iter()
+                .zip(&centroids[b * d..(b + 1) * d])
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+    });
+    let mut clusters: Vec<Cluster> = order
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let scaled = centroids[c * d..(c + 1) * d].to_vec();
+            let mut original = scaled.clone();
+            scaler.inverse(&mut original);
+            let n = size[c].max(1) as f64;
+            Cluster {
+                cluster: i as i32 + 1,
+                label: String::new(),
+                action: String::new(),
+                scaled,
+                original,
+                size: size[c],
+                mean: sum[c * d..(c + 1) * d].iter().map(|s| s / n).collect(),
+                median: median[c * d..(c + 1) * d].to_vec(),
+                sum: sum[c * d..(c + 1) * d].to_vec(),
+            }
+        })
+        .collect();
+    name_clusters(&mut clusters, raw, d, features, rules);
+    clusters
+}
+
+/// Names each cluster: for RFM models, the rule its centroid (original units) scores into
+/// against the training population's quintiles; otherwise "Cluster i". Clusters that land
+/// on the same name are told apart by spend (or size): "(high spend)", "(low spend)", ...
+pub fn name_clusters(clusters: &mut [Cluster], raw: &[f64], d: usize, features: &[String], rules: &[Rule]) {
+    let rfm = rfm_columns(features);
+    if let Some([ri, fi, mi]) = rfm {
+        let column = |j: usize| -> Vec<f64> { raw.iter().skip(j).step_by(d).copied().collect() };
+        let (r, f, m) = (breaks(&mut column(ri), 5), breaks(&mut column(fi), 5), breaks(&mut column(mi), 5));
+        if let (Some(recency), Some(frequency), Some(monetary)) = (r, f, m) {
+            let b = Breaks { n: 5, recency, frequency, monetary };
+            for c in clusters.iter_mut() {
+                let o = &c.original;
+                if let Ok((r, f, m)) = score::score(&b, o[ri], o[fi], o[mi]) {
+                    if let Some(rule) = score::find_rule(rules, r, f, m) {
+                        c.label = rule.segment.clone();
+                        c.action = rule.action.clone();
+                    }
+                }
+            }
+        }
+    }
+    for c in clusters.iter_mut().filter(|c| c.label.is_empty()) {
+        c.label = format!("Cluster {}", c.cluster);
+    }
+    let spend = |c: &Cluster| rfm.map_or(c.size as f64, |[_, _, mi]| c.original[mi]);
+    let mut names: Vec<String> = clusters.iter().map(|c| c.label.clone()).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let mut same: Vec<usize> = (0..clusters.len()).filter(|i| clusters[*i].label == name).collect();
+        if same.len() < 2 {
+            continue;
+        }
+        same.sort_by(|a, b| spend(&clusters[*b]).total_cmp(&spend(&clusters[*a])).then(a.cmp(b)));
+        let what = if rfm.is_some() { "spend" } else { "size" };
+        let count = same.len();
+        for (rank, i) in same.into_iter().enumerate() {
+            let suffix = match (count, rank) {
+                (_, 0) => format!("high {what}"),
+                (2, _) => format!("low {what}"),
+                (3, 1) => format!("mid {what}"),
+                (c, r) if r == c - 1 => format!("low {what}"),
+                (_, r) => format!("{what} rank {}", r + 1),
+            };
+            clusters[i].label = format!("{name} ({suffix})");
+        }
+    }
+}
+
+/// Metrics of a model on other rows (original units), e.g. a later period.
+pub fn evaluate(model: &Model, mut raw: Vec<f64>, seed: u64, check: &mut dyn FnMut()) -> Result<(usize, Metrics), CoreError> {
+    let d = model.features.len();
+    let n = raw.len() / d;
+    if n == 0 {
+        return Err(invalid("no rows to evaluate on"));
+    }
+    let labels: Vec<u32> = raw.chunks_exact_mut(d).map(|row| model.assign(row) as u32).collect();
+    Ok((n, metrics::all(&raw, d, &labels, &model.centroid_rows(), seed, check)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::rng::Rng;
+
+    fn rules() -> Vec<Rule> {
+        let r = |s: &str, r, f| Rule { segment: s.into(), action: format!("do {s}"), r, f, m: (1, 5) };
+        vec![
+            r("Champions", (5, 5), (4, 5)),
+            r("Loyal Customers", (3, 4), (4, 5)),
+            r("Potential Loyalist", (4, 5), (2, 3)),
+            r("New Customers", (5, 5), (1, 1)),
+            r("Promising", (4, 4), (1, 1)),
+            r("Need Attention", (3, 3), (3, 3)),
+            r("About To Sleep", (3, 3), (1, 2)),
+            r("Can't Lose Them", (1, 2), (5, 5)),
+            r("At Risk", (1, 2), (3, 4)),
+            r("Hibernating", (1, 2), (1, 2)),
+        ]
+    }
+
+    fn opts(k: Option<usize>) -> Options {
+        Options {
+            k,
+            k_min: 2,
+            k_max: 6,
+            select_k: SelectK::Silhouette,
+            outliers: Outliers::Clip,
+            log_features: vec!["frequency".into(), "monetary".into()],
+            standardize: true,
+            n_init: 4,
+            max_iter: 300,
+            tolerance: 1e-4,
+            seed: 42,
+        }
+    }
+
+    fn features() -> Vec<String> {
+        vec!["recency".into(), "frequency".into(), "monetary".into()]
+    }
+
+    /// Three groups of customers: best (recent, frequent, big), middle, lapsed.
+    fn customers() -> Vec<f64> {
+        let mut rng = Rng::new(5);
+        let mut v = Vec::new();
+        for (recency, frequency, monetary, n) in [(5.0, 30.0, 5000.0, 120), (90.0, 5.0, 600.0, 200), (400.0, 1.0, 80.0, 180)] {
+            for _ in 0..n {
+                let jitter = |x: f64, rng: &mut Rng| x * (0.8 + 0.4 * rng.f64());
+                v.extend([jitter(recency, &mut rng), jitter(frequency, &mut rng).round().max(1.0), jitter(monetary, &mut rng)]);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn finds_the_three_groups_and_names_them() {
+        let t = train(customers(), &features(), &opts(None), &rules(), &mut |_| {}, &mut || {}).unwrap();
+        assert_eq!(t.curve.len(), 5);
+        assert_eq!(t.model.clusters.len(), 3, "silhouette picks k = 3");
+        let sizes: Vec<i64> = t.model.clusters.iter().map(|c| c.size).collect();
+        assert_eq!(sizes, vec![200, 180, 120], "numbered largest first");
+        let best = &t.model.clusters[2];
+        assert_eq!(best.label, "Champions");
+        assert_eq!(t.model.clusters[1].label, "Hibernating");
+        // Means are means of the member rows, in original units.
+        assert!((best.mean[1] - 30.0).abs() < 3.0 && (best.mean[2] - 5000.0).abs() < 300.0);
+    }
+
+    #[test]
+    fn fixed_k_and_deterministic() {
+        let a = train(customers(), &features(), &opts(Some(4)), &rules(), &mut |_| {}, &mut || {}).unwrap();
+        let b = train(customers(), &features(), &opts(Some(4)), &rules(), &mut |_| {}, &mut || {}).unwrap();
+        assert_eq!(a.model, b.model);
+        assert_eq!(a.curve.len(), 1);
+        let mut labels: Vec<&str> = a.model.clusters.iter().map(|c| c.label.as_str()).collect();
+        labels.sort();
+        labels.dedup();
+        assert_eq!(labels.len(), 4, "labels are unique: {:?}", a.model.clusters.iter().map(|c| &c.label).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn assignment_equals_brute_force() {
+        let t = train(customers(), &features(), &opts(Some(3)), &rules(), &mut |_| {}, &mut || {}).unwrap();
+        let m = &t.model;
+        let mut rng = Rng::new(11);
+        for _ in 0..200 {
+            let raw = [rng.f64() * 600.0, (rng.f64() * 40.0).round(), rng.f64() * 9000.0];
+            let mut row = raw;
+            let got = m.assign(&mut row);
+            // Brute force: preprocess by hand, then the nearest centroid.
+            let s = &m.scaler;
+            let x: Vec<f64> = (0..3)
+                .map(|j| {
+                    let mut v = raw[j].clamp(s.lower[j], s.upper[j]);
+                    if s.log[j] {
+                        v = (1.0 + v).ln();
+                    }
+                    (v - s.mean[j]) / s.scale[j]
+                })
+                .collect();
+            let want = (0..3)
+                .min_by(|a, b| {
+                    let da: f64 = x.iter().zip(&m.clusters[*a].scaled).map(|(p, q)| (p - q).powi(2)).sum();
+                    let db: f64 = x.iter().zip(&m.clusters[*b].scaled).map(|(p, q)| (p - q).powi(2)).sum();
+                    da.total_cmp(&db)
+                })
+                .unwrap();
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn option_errors() {
+        let f = features();
+        let mut o = opts(None);
+        o.k_min = 5;
+        o.k_max = 3;
+        assert!(o.validate(&f).is_err());
+        let mut o = opts(Some(0));
+        assert!(o.validate(&f).is_err());
+        o.k = Some(51);
+        assert!(o.validate(&f).is_err());
+        let mut o = opts(Some(3));
+        o.log_features = vec!["price".into()];
+        assert!(o.validate(&f).is_err());
+        assert!(opts(Some(3)).validate(&["a".into(), "a".into()]).is_err());
+        assert!(SelectK::parse("gap").is_err());
+    }
+
+    #[test]
+    fn duplicate_names_are_told_apart() {
+        let mk = |i: i32, m: f64| Cluster {
+            cluster: i,
+            label: String::new(),
+            action: String::new(),
+            scaled: vec![0.0; 3],
+            original: vec![10.0, 10.0, m],
+            size: 10,
+            mean: vec![],
+            median: vec![],
+            sum: vec![],
+        };
+        // Every customer identical except spend: all clusters score the same rule.
+        let raw: Vec<f64> = (0..50).flat_map(|i| [10.0, 10.0, i as f64]).collect();
+        let mut cs = vec![mk(1, 20.0), mk(2, 30.0), mk(3, 25.0)];
+        let rules = vec![Rule { segment: "Same".into(), action: "a".into(), r: (1, 5), f: (1, 5), m: (1, 5) }];
+        name_clusters(&mut cs, &raw, 3, &features(), &rules);
+        let labels: Vec<&str> = cs.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels, vec!["Same (low spend)", "Same (high spend)", "Same (mid spend)"]);
+    }
+}
