@@ -7,4 +7,5 @@ pub mod pg;
 ::pgrx::pg_module_magic!();
 
 ::pgrx::extension_sql_file!("../sql/types_and_rules.sql", name = "types_and_rules", bootstrap);
-::pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
+::pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", requires = ["types_and_rules"]);
+::pgrx::extension_sql_file!("../sql/models.sql", name = "models", finalize);

@@ -9,6 +9,7 @@ pub mod quantile;
 pub mod rfm;
 pub mod rng;
 pub mod scale;
+pub mod serde_f64;
 pub mod score;
 
 pub use error::CoreError;

@@ -109,10 +109,14 @@ pub struct Cluster {
     /// Centroid in the scaled space (what assignment compares against).
     pub scaled: Vec<f64>,
     /// Centroid mapped back to original units (of the clipped, logged data).
+    #[serde(deserialize_with = "super::serde_f64::nan_vec")]
     pub original: Vec<f64>,
     pub size: i64,
+    #[serde(default, deserialize_with = "super::serde_f64::nan_vec")]
     pub mean: Vec<f64>,
+    #[serde(default, deserialize_with = "super::serde_f64::nan_vec")]
     pub median: Vec<f64>,
+    #[serde(default, deserialize_with = "super::serde_f64::nan_vec")]
     pub sum: Vec<f64>,
 }
 
@@ -500,6 +504,27 @@ mod tests {
         assert!(o.validate(&f).is_err());
         assert!(opts(Some(3)).validate(&["a".into(), "a".into()]).is_err());
         assert!(SelectK::parse("gap").is_err());
+    }
+
+    #[test]
+    fn json_roundtrip_keeps_assignments() {
+        let mut o = opts(Some(3));
+        o.outliers = Outliers::Keep; // infinite fences go through JSON as null
+        let t = train(customers(), &features(), &o, &rules(), &mut |_| {}, &mut || {}).unwrap();
+        let json = serde_json::to_string(&t.model).unwrap();
+        let back: Model = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.scaler.lower, vec![f64::NEG_INFINITY; 3]);
+        assert_eq!(back.scaler.upper, vec![f64::INFINITY; 3]);
+        let mut rng = Rng::new(3);
+        for _ in 0..100 {
+            let row = [rng.f64() * 500.0, rng.f64() * 30.0, rng.f64() * 6000.0];
+            let (mut a, mut b) = (row, row);
+            assert_eq!(t.model.assign(&mut a), back.assign(&mut b));
+        }
+        assert!(back.validate().is_ok());
+        let mut broken = back.clone();
+        broken.clusters[0].scaled.pop();
+        assert!(broken.validate().is_err());
     }
 
     #[test]

@@ -44,7 +44,9 @@ impl Outliers {
 pub struct Scaler {
     pub outliers: Outliers,
     /// IQR fences per feature (-inf/+inf when outliers = keep).
+    #[serde(deserialize_with = "super::serde_f64::lower_fence")]
     pub lower: Vec<f64>,
+    #[serde(deserialize_with = "super::serde_f64::upper_fence")]
     pub upper: Vec<f64>,
     /// Signed log1p per feature: sign(x) * ln(1 + |x|), equal to ln(1 + x) for x >= 0.
     pub log: Vec<bool>,

@@ -246,3 +246,49 @@ pub fn own_schema(fcinfo: FunctionCallInfo) -> String {
 pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
+
+pub fn text_arg(fcinfo: FunctionCallInfo, i: usize) -> Option<String> {
+    bytes_arg(fcinfo, i).map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+#[inline]
+pub fn bool_arg(fcinfo: FunctionCallInfo, i: usize) -> Option<bool> {
+    datum(fcinfo, i).map(|d| d.value() != 0)
+}
+
+#[inline]
+pub fn oid_arg(fcinfo: FunctionCallInfo, i: usize) -> Option<pg_sys::Oid> {
+    datum(fcinfo, i).map(|d| pg_sys::Oid::from(d.value() as u32))
+}
+
+/// A `text[]` argument; NULL elements are an error naming `what`.
+pub fn text_array_arg(fcinfo: FunctionCallInfo, i: usize, what: &str) -> Option<Vec<String>> {
+    let d = datum(fcinfo, i)?;
+    let arr = unsafe { <pgrx::Array<String> as pgrx::FromDatum>::from_datum(d, false) }?;
+    Some(
+        arr.iter()
+            .map(|x| x.unwrap_or_else(|| super::error::null_not_allowed(format!("{what} must not contain NULL elements"))))
+            .collect(),
+    )
+}
+
+/// A `float8[]` argument with NULL elements kept as `None`.
+pub fn f64_array_arg(fcinfo: FunctionCallInfo, i: usize) -> Option<Vec<Option<f64>>> {
+    let d = datum(fcinfo, i)?;
+    let arr = unsafe { <pgrx::Array<f64> as pgrx::FromDatum>::from_datum(d, false) }?;
+    Some(arr.iter().collect())
+}
+
+/// Returns `rows` as the result set of a set-returning function (materialize mode).
+pub fn materialize(fcinfo: FunctionCallInfo, rows: &[Vec<Option<Datum>>]) -> Datum {
+    unsafe {
+        pg_sys::InitMaterializedSRF(fcinfo, 0);
+        let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
+        for row in rows {
+            let mut vals: Vec<Datum> = row.iter().map(|v| v.unwrap_or(Datum::from(0usize))).collect();
+            let mut nulls: Vec<bool> = row.iter().map(Option::is_none).collect();
+            pg_sys::tuplestore_putvalues((*rsinfo).setResult, (*rsinfo).setDesc, vals.as_mut_ptr(), nulls.as_mut_ptr());
+        }
+    }
+    Datum::from(0usize)
+}

@@ -6,5 +6,8 @@ pub mod error;
 #[macro_use]
 pub mod fmgr;
 pub mod aggregates;
+pub mod assign;
 pub mod rules;
 pub mod scalars;
+pub mod source;
+pub mod train;

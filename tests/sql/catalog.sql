@@ -21,11 +21,13 @@ JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.de
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_rfm'
 ORDER BY p.proname, p.oid::regprocedure::text;
 
-SELECT count(*) AS not_parallel_safe
+-- Only training and the functions that read a whole source are not PARALLEL SAFE.
+SELECT p.oid::regprocedure AS not_parallel_safe, p.proparallel
 FROM pg_proc p
 JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_rfm'
-WHERE p.proparallel <> 's';
+WHERE p.proparallel <> 's'
+ORDER BY p.oid::regprocedure::text;
 
 SELECT a.aggfnoid::regprocedure AS aggregate, a.aggcombinefn <> 0 AS combine,
        a.aggserialfn <> 0 AS serial, a.aggdeserialfn <> 0 AS deserial

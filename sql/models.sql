@@ -1,0 +1,291 @@
+-- pg_rfm models: KMeans segmentation models stored in ordinary tables, training,
+-- assignment inside queries, inspection, export and import.
+
+------------------------------------------------------------------------------
+-- Storage
+------------------------------------------------------------------------------
+CREATE TABLE rfm_models (
+    model             text        NOT NULL,
+    version           int         NOT NULL,
+    active            boolean     NOT NULL DEFAULT false,
+    features          text[]      NOT NULL,
+    k                 int         NOT NULL,
+    n_rows            bigint      NOT NULL,
+    n_skipped         bigint      NOT NULL DEFAULT 0,
+    source            text,
+    outliers          text        NOT NULL CHECK (outliers IN ('clip', 'drop', 'keep')),
+    lower_fence       float8[]    NOT NULL,
+    upper_fence       float8[]    NOT NULL,
+    log_features      text[]      NOT NULL,
+    scale_mean        float8[]    NOT NULL,
+    scale_sd          float8[]    NOT NULL,
+    inertia           float8,
+    silhouette        float8,
+    davies_bouldin    float8,
+    calinski_harabasz float8,
+    options           jsonb       NOT NULL DEFAULT '{}',
+    elapsed_ms        float8,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    created_by        name        NOT NULL DEFAULT current_user,
+    PRIMARY KEY (model, version),
+    CHECK (version >= 1),
+    CHECK (k >= 2)
+);
+CREATE UNIQUE INDEX rfm_models_one_active ON rfm_models (model) WHERE active;
+COMMENT ON TABLE rfm_models IS
+'One row per version of each segmentation model: features, preprocessing (IQR fences, log features, standardization), k, training metrics, options, who trained it and when. Exactly one version per model is active; rfm_segment and rfm_cluster use it.';
+COMMENT ON COLUMN rfm_models.active IS 'The version rfm_segment / rfm_cluster assign with (at most one per model).';
+COMMENT ON COLUMN rfm_models.lower_fence IS 'Per feature IQR lower fence applied before assignment (NULL element: none).';
+COMMENT ON COLUMN rfm_models.upper_fence IS 'Per feature IQR upper fence applied before assignment (NULL element: none).';
+COMMENT ON COLUMN rfm_models.scale_mean IS 'Per feature mean subtracted after clipping and log (0 when not standardized).';
+COMMENT ON COLUMN rfm_models.scale_sd IS 'Per feature population standard deviation divided by (1 when not standardized or constant).';
+COMMENT ON COLUMN rfm_models.n_skipped IS 'Source rows left out because a feature was NULL, NaN or infinite.';
+
+CREATE TABLE rfm_centroids (
+    model    text     NOT NULL,
+    version  int      NOT NULL,
+    cluster  int      NOT NULL,
+    label    text     NOT NULL,
+    action   text,
+    size     bigint   NOT NULL,
+    scaled   float8[] NOT NULL,
+    original float8[] NOT NULL,
+    mean     float8[],
+    median   float8[],
+    total    float8[],
+    PRIMARY KEY (model, version, cluster),
+    UNIQUE (model, version, label),
+    FOREIGN KEY (model, version) REFERENCES rfm_models ON DELETE CASCADE ON UPDATE CASCADE
+);
+COMMENT ON TABLE rfm_centroids IS
+'One row per cluster of each model version: centroid in the scaled space and in original units, size, per-feature mean, median and total of the training rows, the cluster''s unique human label and recommended action.';
+
+CREATE TABLE rfm_k_search (
+    model             text    NOT NULL,
+    version           int     NOT NULL,
+    k                 int     NOT NULL,
+    inertia           float8  NOT NULL,
+    silhouette        float8,
+    davies_bouldin    float8,
+    calinski_harabasz float8,
+    iterations        int,
+    elapsed_ms        float8,
+    chosen            boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (model, version, k),
+    FOREIGN KEY (model, version) REFERENCES rfm_models ON DELETE CASCADE ON UPDATE CASCADE
+);
+COMMENT ON TABLE rfm_k_search IS
+'The k search curve of each model version (elbow and silhouette plots): inertia, silhouette, Davies-Bouldin and Calinski-Harabasz per k tried; chosen marks the k the model uses.';
+
+SELECT pg_catalog.pg_extension_config_dump('rfm_models', '');
+SELECT pg_catalog.pg_extension_config_dump('rfm_centroids', '');
+SELECT pg_catalog.pg_extension_config_dump('rfm_k_search', '');
+
+CREATE VIEW rfm_model_summary AS
+SELECT m.model, m.version AS active_version, m.k, m.features, m.n_rows,
+       m.inertia, m.silhouette, m.davies_bouldin, m.calinski_harabasz,
+       m.created_at, m.created_by,
+       (SELECT count(*) FROM rfm_models v WHERE v.model = m.model) AS versions,
+       (SELECT array_agg(c.label ORDER BY c.cluster) FROM rfm_centroids c
+         WHERE c.model = m.model AND c.version = m.version) AS segments
+FROM rfm_models m
+WHERE m.active;
+COMMENT ON VIEW rfm_model_summary IS
+'Each model with its active version, k, features, training metrics, number of versions and segment labels.';
+
+GRANT SELECT ON rfm_models, rfm_centroids, rfm_k_search, rfm_model_summary TO PUBLIC;
+
+------------------------------------------------------------------------------
+-- Training and evaluation (C, VOLATILE, run with the caller's privileges)
+------------------------------------------------------------------------------
+CREATE TYPE rfm_train_result AS (
+    model             text,
+    version           int,
+    k                 int,
+    n_rows            bigint,
+    inertia           float8,
+    silhouette        float8,
+    davies_bouldin    float8,
+    calinski_harabasz float8,
+    elapsed_ms        float8
+);
+COMMENT ON TYPE rfm_train_result IS 'Result of rfm_train: the new active version, its k, rows used and training metrics.';
+
+CREATE FUNCTION rfm_train(
+    model        text,
+    source       regclass,
+    k            int     DEFAULT NULL,
+    features     text[]  DEFAULT '{recency,frequency,monetary}',
+    k_min        int     DEFAULT 2,
+    k_max        int     DEFAULT 10,
+    select_k     text    DEFAULT 'silhouette',
+    outliers     text    DEFAULT 'clip',
+    log_features text[]  DEFAULT '{frequency,monetary}',
+    standardize  boolean DEFAULT true,
+    n_init       int     DEFAULT 10,
+    max_iter     int     DEFAULT 300,
+    tolerance    float8  DEFAULT 1e-4,
+    seed         bigint  DEFAULT 42
+) RETURNS rfm_train_result
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'rfm_train';
+COMMENT ON FUNCTION rfm_train(text, regclass, int, text[], int, int, text, text, text[], boolean, int, int, float8, bigint) IS
+'Trains a new version of a KMeans segmentation model from the columns features of source (table, view or materialized view) and makes it the active version: IQR outliers (clip, drop or keep), log1p of log_features, standardization, k-means++ and Lloyd, best of n_init runs. k NULL: tries k_min..k_max and picks by silhouette or elbow (Kneedle). Rows with NULL or non-finite features are skipped (NOTICE). Same data, options and seed: same model.';
+
+CREATE FUNCTION rfm_evaluate(model text, source regclass)
+    RETURNS TABLE (model text, version int, n_rows bigint, n_skipped bigint, inertia float8,
+                   silhouette float8, davies_bouldin float8, calinski_harabasz float8)
+    LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'rfm_evaluate';
+COMMENT ON FUNCTION rfm_evaluate(text, regclass) IS
+'Metrics of the active version of model on the rows of source (for example a later period): each row is preprocessed and assigned as rfm_cluster does, then inertia, silhouette, Davies-Bouldin and Calinski-Harabasz are computed in the scaled space.';
+
+CREATE FUNCTION rfm_k_search(
+    source       regclass,
+    features     text[]  DEFAULT '{recency,frequency,monetary}',
+    k_min        int     DEFAULT 2,
+    k_max        int     DEFAULT 10,
+    outliers     text    DEFAULT 'clip',
+    log_features text[]  DEFAULT '{frequency,monetary}',
+    standardize  boolean DEFAULT true,
+    n_init       int     DEFAULT 10,
+    max_iter     int     DEFAULT 300,
+    tolerance    float8  DEFAULT 1e-4,
+    seed         bigint  DEFAULT 42
+) RETURNS TABLE (k int, inertia float8, silhouette float8, davies_bouldin float8,
+                 calinski_harabasz float8, iterations int, elapsed_ms float8)
+    LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'rfm_k_search';
+COMMENT ON FUNCTION rfm_k_search(regclass, text[], int, int, text, text[], boolean, int, int, float8, bigint) IS
+'The elbow / silhouette table for k_min..k_max on the rows of source, with the same preprocessing as rfm_train, without storing a model.';
+
+------------------------------------------------------------------------------
+-- Assignment (C, STABLE: the active version is read once per query)
+------------------------------------------------------------------------------
+CREATE FUNCTION rfm_segment(model text, recency float8, frequency float8, monetary float8) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_segment';
+CREATE FUNCTION rfm_cluster(model text, recency float8, frequency float8, monetary float8) RETURNS int
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_cluster';
+CREATE FUNCTION rfm_segment(model text, features float8[]) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_segment';
+CREATE FUNCTION rfm_cluster(model text, features float8[]) RETURNS int
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_cluster';
+COMMENT ON FUNCTION rfm_segment(text, float8, float8, float8) IS
+'Segment label of the nearest centroid of the active version of model, after the model''s stored preprocessing (clip, log, standardize). The model must have recency, frequency and monetary among its features. Reads the model once per query. NULL in, NULL out; unknown model: ERROR 42704; NaN or infinite input: ERROR 22023.';
+COMMENT ON FUNCTION rfm_cluster(text, float8, float8, float8) IS
+'Cluster number (1 = largest training cluster) of the nearest centroid of the active version of model, after its stored preprocessing. Same rules as rfm_segment.';
+COMMENT ON FUNCTION rfm_segment(text, float8[]) IS
+'Segment label for a model trained on any numeric features: features in the model''s feature order (ERROR 22023 on a wrong length). A NULL element gives NULL.';
+COMMENT ON FUNCTION rfm_cluster(text, float8[]) IS
+'Cluster number for a model trained on any numeric features: features in the model''s feature order. A NULL element gives NULL.';
+
+------------------------------------------------------------------------------
+-- Inspection, export, import, drop
+------------------------------------------------------------------------------
+CREATE FUNCTION rfm_model_export(model text) RETURNS jsonb
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path = @extschema@, pg_catalog
+    AS $$
+    SELECT jsonb_build_object(
+        'format', 'pg_rfm.model',
+        'format_version', 1,
+        'model', m.model,
+        'version', m.version,
+        'features', to_jsonb(m.features),
+        'k', m.k,
+        'n_rows', m.n_rows,
+        'n_skipped', m.n_skipped,
+        'source', m.source,
+        'scaler', jsonb_build_object(
+            'outliers', m.outliers,
+            'lower', to_jsonb(m.lower_fence),
+            'upper', to_jsonb(m.upper_fence),
+            'log', (SELECT jsonb_agg(f = ANY (m.log_features) ORDER BY i)
+                    FROM unnest(m.features) WITH ORDINALITY AS u(f, i)),
+            'mean', to_jsonb(m.scale_mean),
+            'scale', to_jsonb(m.scale_sd)),
+        'metrics', jsonb_build_object('inertia', m.inertia, 'silhouette', m.silhouette,
+                                      'davies_bouldin', m.davies_bouldin,
+                                      'calinski_harabasz', m.calinski_harabasz),
+        'options', m.options,
+        'clusters', (SELECT jsonb_agg(jsonb_build_object(
+                         'cluster', c.cluster, 'label', c.label, 'action', coalesce(c.action, ''),
+                         'scaled', to_jsonb(c.scaled), 'original', to_jsonb(c.original),
+                         'size', c.size, 'mean', coalesce(to_jsonb(c.mean), '[]'),
+                         'median', coalesce(to_jsonb(c.median), '[]'), 'sum', coalesce(to_jsonb(c.total), '[]'))
+                         ORDER BY c.cluster)
+                     FROM rfm_centroids c WHERE c.model = m.model AND c.version = m.version),
+        'k_search', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                         'k', s.k, 'inertia', s.inertia, 'silhouette', s.silhouette,
+                         'davies_bouldin', s.davies_bouldin, 'calinski_harabasz', s.calinski_harabasz,
+                         'iterations', coalesce(s.iterations, 0), 'elapsed_ms', coalesce(s.elapsed_ms, 0))
+                         ORDER BY s.k), '[]')
+                     FROM rfm_k_search s WHERE s.model = m.model AND s.version = m.version),
+        'created_at', m.created_at,
+        'created_by', m.created_by)
+    FROM rfm_models m
+    WHERE m.model = $1 AND m.active
+    $$;
+COMMENT ON FUNCTION rfm_model_export(text) IS
+'The active version of model as one jsonb document (features, preprocessing, clusters with labels and actions, metrics, options, k search curve), for rfm_model_import in another database. NULL when the model does not exist.';
+
+CREATE FUNCTION rfm_model_import(doc jsonb, model text DEFAULT NULL) RETURNS rfm_train_result
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'rfm_model_import';
+COMMENT ON FUNCTION rfm_model_import(jsonb, text) IS
+'Stores a model exported by rfm_model_export as a new active version (of the exported model name, or of model when given). The document is checked: ERROR 22023 when it is not a pg_rfm model or its shapes are inconsistent. Assignments equal those in the exporting database.';
+
+CREATE FUNCTION rfm_drop_model(model text) RETURNS int
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = @extschema@, pg_catalog
+    AS $$
+    WITH gone AS (DELETE FROM rfm_models m WHERE m.model = $1 RETURNING 1)
+    SELECT count(*)::int FROM gone
+    $$;
+COMMENT ON FUNCTION rfm_drop_model(text) IS
+'Deletes every version of model (centroids and k search curve included); returns the number of versions deleted (0 when there was none).';
+
+CREATE FUNCTION rfm_profile(model text)
+    RETURNS TABLE (cluster int, label text, action text, size bigint, share float8,
+                   features text[], mean float8[], median float8[],
+                   avg_recency float8, avg_frequency float8, avg_monetary float8,
+                   median_recency float8, median_frequency float8, median_monetary float8,
+                   revenue_share float8)
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path = @extschema@, pg_catalog
+    AS $$
+    SELECT c.cluster, c.label, c.action, c.size,
+           c.size::float8 / sum(c.size) OVER (),
+           m.features, c.mean, c.median,
+           c.mean[array_position(m.features, 'recency')],
+           c.mean[array_position(m.features, 'frequency')],
+           c.mean[array_position(m.features, 'monetary')],
+           c.median[array_position(m.features, 'recency')],
+           c.median[array_position(m.features, 'frequency')],
+           c.median[array_position(m.features, 'monetary')],
+           c.total[array_position(m.features, 'monetary')]
+             / nullif(sum(c.total[array_position(m.features, 'monetary')]) OVER (), 0)
+    FROM rfm_models m
+    JOIN rfm_centroids c ON c.model = m.model AND c.version = m.version
+    WHERE m.model = $1 AND m.active
+    ORDER BY c.cluster
+    $$;
+COMMENT ON FUNCTION rfm_profile(text) IS
+'Per cluster of the active version of model: label, recommended action, size and share, mean and median of each feature in original units over the training rows (also as avg_/median_ recency, frequency, monetary for RFM models), and revenue share (share of total monetary).';
+
+CREATE FUNCTION rfm_activate(model text, version int) RETURNS void
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = @extschema@, pg_catalog
+    AS $$
+BEGIN
+    PERFORM 1 FROM rfm_models m
+    WHERE m.model = rfm_activate.model AND m.version = rfm_activate.version
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" has no version %', rfm_activate.model, rfm_activate.version
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    UPDATE rfm_models m SET active = false
+    WHERE m.model = rfm_activate.model AND m.active AND m.version <> rfm_activate.version;
+    UPDATE rfm_models m SET active = true
+    WHERE m.model = rfm_activate.model AND m.version = rfm_activate.version;
+END
+$$;
+COMMENT ON FUNCTION rfm_activate(text, int) IS
+'Makes version the active version of model (for rollback to an earlier version).';
