@@ -65,7 +65,9 @@ start_cluster() {
     as_pg "$PGBIN/initdb" -D "$CLUSTER_DIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >/dev/null
     cat "$ROOT/pgrx-config/postgresql.conf" >>"$CLUSTER_DIR/data/postgresql.conf"
     PGPORT=$(free_port)
-    as_pg "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w -s \
+    # RUST_BACKTRACE in the server's environment would add Rust backtraces to the DETAIL of
+    # errors raised through pgrx (cancellation, for one); production servers do not set it.
+    as_pg env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w -s \
         -o "-p $PGPORT -k $CLUSTER_DIR -c listen_addresses=127.0.0.1" start
     export PGHOST=$CLUSTER_DIR PGPORT PGUSER=postgres
     log "PostgreSQL 15 running: $CLUSTER_DIR (port $PGPORT)"

@@ -10,4 +10,5 @@ pub mod assign;
 pub mod rules;
 pub mod scalars;
 pub mod source;
+pub mod spi;
 pub mod train;

@@ -1,33 +1,38 @@
-//! The editable segment rule table, read once per query by `rfm_score`.
+//! The editable segment rule table, read once per query by `rfm_score` and `rfm_train`.
 
 use pgrx::pg_sys::FunctionCallInfo;
-use pgrx::spi::{Spi, SpiResult};
 use pgrx::PgSqlErrorCode;
+use serde::Deserialize;
 
 use super::error::raise;
 use super::fmgr::{own_schema, quote_ident};
+use super::spi::select_text;
 use crate::core::score::Rule;
+
+#[derive(Deserialize)]
+struct Row {
+    segment: String,
+    action: String,
+    r_min: i32,
+    r_max: i32,
+    f_min: i32,
+    f_max: i32,
+    m_min: i32,
+    m_max: i32,
+}
 
 /// All rules, in priority order, from the `rfm_segment_rules` table of the extension's schema.
 pub fn load(fcinfo: FunctionCallInfo) -> Vec<Rule> {
     let sql = format!(
-        "SELECT segment, action, r_min, r_max, f_min, f_max, m_min, m_max \
-         FROM {}.rfm_segment_rules ORDER BY priority, segment",
+        "SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.priority, r.segment), '[]')::text \
+         FROM {}.rfm_segment_rules r",
         quote_ident(&own_schema(fcinfo))
     );
-    let rows: SpiResult<Vec<Rule>> = Spi::connect(|client| {
-        let mut rules = Vec::new();
-        for row in client.select(sql.as_str(), None, &[])? {
-            let int = |i: usize| -> SpiResult<i32> { Ok(row.get::<i32>(i)?.unwrap_or(0)) };
-            rules.push(Rule {
-                segment: row.get::<String>(1)?.unwrap_or_default(),
-                action: row.get::<String>(2)?.unwrap_or_default(),
-                r: (int(3)?, int(4)?),
-                f: (int(5)?, int(6)?),
-                m: (int(7)?, int(8)?),
-            });
-        }
-        Ok(rules)
+    let json = select_text(&sql, &[]).unwrap_or_else(|| "[]".into());
+    let rows: Vec<Row> = serde_json::from_str(&json).unwrap_or_else(|e| {
+        raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("pg_rfm: rfm_segment_rules cannot be read: {e}"))
     });
-    rows.unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("pg_rfm: reading rfm_segment_rules failed: {e}")))
+    rows.into_iter()
+        .map(|r| Rule { segment: r.segment, action: r.action, r: (r.r_min, r.r_max), f: (r.f_min, r.f_max), m: (r.m_min, r.m_max) })
+        .collect()
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::error::{invalid, null_not_allowed, raise, OrRaise};
 use super::fmgr::*;
+use super::spi::select_text;
 use super::{rules, source};
 use crate::core::metrics::Metrics;
 use crate::core::model::{self, KPoint, Model, Options, SelectK};
@@ -237,14 +238,7 @@ fn train_result(fcinfo: FunctionCallInfo, name: &str, version: i32, k: usize, n_
 /// The exported document of a model, parsed; errors when the model does not exist.
 pub fn load_doc<T: for<'de> Deserialize<'de>>(fcinfo: FunctionCallInfo, name: &str) -> T {
     let schema = quote_ident(&own_schema(fcinfo));
-    let doc: SpiResult<Option<String>> =
-        Spi::connect(|client| {
-            client
-                .select(format!("SELECT {schema}.rfm_model_export($1)::text").as_str(), None, &[name.into()])?
-                .first()
-                .get_one::<String>()
-        });
-    let doc = doc.unwrap_or_else(|e| spi_fail(e)).unwrap_or_else(|| {
+    let doc = select_text(&format!("SELECT {schema}.rfm_model_export($1)::text"), &[name]).unwrap_or_else(|| {
         raise(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("model \"{name}\" does not exist (no active version)"))
     });
     serde_json::from_str(&doc).unwrap_or_else(|e| {

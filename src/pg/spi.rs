@@ -1,0 +1,48 @@
+//! Read-only SPI for code that may run inside parallel query (assignment, scoring):
+//! pgrx's SPI client runs queries read-write once the transaction has an xid, and
+//! read-write SPI is refused in parallel mode. Read-only SPI also uses the calling
+//! statement's snapshot, so a model or rule change is seen by the next statement only.
+
+use std::ffi::{CStr, CString};
+
+use pgrx::pg_sys;
+use pgrx::PgSqlErrorCode;
+
+use super::error::raise;
+use super::fmgr::text_datum;
+
+/// First column of the first row of a read-only query with text parameters ($1, $2, ...),
+/// as text; `None` when there is no row or the value is NULL.
+pub fn select_text(query: &str, args: &[&str]) -> Option<String> {
+    let q = CString::new(query).unwrap_or_else(|_| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "query contains NUL"));
+    let mut types = vec![pg_sys::TEXTOID; args.len()];
+    let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| text_datum(a)).collect();
+    unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "pg_rfm: SPI_connect failed");
+        }
+        let rc = pg_sys::SPI_execute_with_args(
+            q.as_ptr(),
+            args.len() as i32,
+            types.as_mut_ptr(),
+            values.as_mut_ptr(),
+            std::ptr::null(),
+            true,
+            1,
+        );
+        if rc != pg_sys::SPI_OK_SELECT as i32 {
+            pg_sys::SPI_finish();
+            raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("pg_rfm: SPI query failed ({rc})"));
+        }
+        let mut out = None;
+        let table = pg_sys::SPI_tuptable;
+        if pg_sys::SPI_processed > 0 && !table.is_null() {
+            let v = pg_sys::SPI_getvalue(*(*table).vals, (*table).tupdesc, 1);
+            if !v.is_null() {
+                out = Some(CStr::from_ptr(v).to_string_lossy().into_owned());
+            }
+        }
+        pg_sys::SPI_finish();
+        out
+    }
+}
