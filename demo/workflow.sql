@@ -72,3 +72,32 @@ ORDER BY sum(monetary) DESC;
 \echo '== 7. What to do with each segment'
 SELECT segment, min(action) AS recommended_action
 FROM customer_segments GROUP BY segment ORDER BY sum(monetary) DESC;
+
+\echo
+\echo '== 8. KMeans segmentation: IQR clip, log, standardize, k chosen by the elbow of k = 2..10'
+SET client_min_messages = warning;
+SELECT model, version, k, n_rows, round(silhouette::numeric, 3) AS silhouette,
+       round(davies_bouldin::numeric, 3) AS davies_bouldin, round(elapsed_ms::numeric) AS ms
+FROM rfm_train('demo', 'customer_rfm', select_k => 'elbow');
+RESET client_min_messages;
+
+\echo
+\echo '== 9. The k search curve (elbow and silhouette)'
+SELECT k, round(inertia::numeric, 1) AS inertia, round(silhouette::numeric, 3) AS silhouette,
+       CASE WHEN chosen THEN '<- chosen' ELSE '' END AS chosen
+FROM rfm_k_search WHERE model = 'demo' AND version = (SELECT active_version FROM rfm_model_summary WHERE model = 'demo')
+ORDER BY k;
+
+\echo
+\echo '== 10. Profile of each cluster (original units) and what to do with it'
+SELECT cluster, label, size, round(100 * share::numeric, 1) AS pct_customers,
+       round(avg_recency::numeric) AS avg_recency, round(avg_frequency::numeric, 1) AS avg_frequency,
+       round(avg_monetary::numeric) AS avg_monetary, round(100 * revenue_share::numeric, 1) AS pct_revenue,
+       action
+FROM rfm_profile('demo');
+
+\echo
+\echo '== 11. Publish: every customer labelled inside an ordinary query'
+SELECT customer_id, round(recency::numeric) AS recency, frequency, round(monetary::numeric) AS monetary,
+       rfm_segment('demo', recency, frequency, monetary) AS segment
+FROM customer_rfm ORDER BY customer_id LIMIT 5;
