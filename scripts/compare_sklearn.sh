@@ -7,13 +7,8 @@ source "$(dirname "$0")/lib.sh"
 ensure_deps
 install_extension
 build_generator
-venv="$ROOT/target/pyenv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sklearn, psycopg' 2>/dev/null; then
-    log "creating $venv with scikit-learn, numpy, psycopg"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check scikit-learn numpy 'psycopg[binary]'
-fi
+ensure_pyenv scikit-learn numpy 'psycopg[binary]'
 start_cluster
 trap stop_cluster EXIT
 export RFM_GEN PGDATABASE=postgres
-"$venv/bin/python" "$ROOT/scripts/compare_sklearn.py" "$ROOT/docs/sklearn-comparison.md"
+"$PYENV/bin/python" "$ROOT/scripts/compare_sklearn.py" "$ROOT/docs/sklearn-comparison.md"

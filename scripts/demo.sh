@@ -3,19 +3,21 @@
 # release build of pg_rfm), then runs the demo on a throwaway PostgreSQL 15 cluster:
 # generated retail data -> cleaning -> RFM -> IQR -> scores -> segments.
 #
-#   scripts/demo.sh [--keep] [--lines N] [--customers N] [--seed N]
+#   scripts/demo.sh [--keep] [--lines N] [--customers N] [--seed N] [--report FILE.html]
 #
 # --keep leaves the cluster running and prints how to connect to it.
+# --report writes rfm_report('demo') to FILE.html and a screenshot to FILE.png (Chromium).
 source "$(dirname "$0")/lib.sh"
 
-keep=0 lines=500000 customers=4000 seed=42
+keep=0 lines=500000 customers=4000 seed=42 report=
 while [ $# -gt 0 ]; do
     case "$1" in
         --keep) keep=1 ;;
         --lines) lines=$2; shift ;;
         --customers) customers=$2; shift ;;
         --seed) seed=$2; shift ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        --report) report=$2; shift ;;
+        -h|--help) sed -n "2,10p" "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -46,6 +48,16 @@ log "loading $lines generated invoice lines ($customers customers, seed $seed)"
 psql_q -d rfm_demo -c "ANALYZE retail_lines"
 
 "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d rfm_demo -f "$ROOT/demo/workflow.sql"
+
+if [ -n "$report" ]; then
+    psql_q -d rfm_demo -At -c "SELECT rfm_report('demo')" >"$report"
+    profile=$(mktemp -d)
+    chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+        --disable-component-update --disable-sync --hide-scrollbars --user-data-dir="$profile" \
+        --screenshot="${report%.html}.png" --window-size=1240,1000 "file://$(realpath "$report")" 2>/dev/null
+    rm -rf "$profile"
+    log "report: $report and ${report%.html}.png"
+fi
 
 if [ "$keep" = 1 ]; then
     cat <<MSG

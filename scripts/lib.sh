@@ -21,7 +21,7 @@ as_pg() {
 }
 
 ensure_deps() {
-    local want=(postgresql-15 postgresql-server-dev-15 libclang-dev sudo postgresql-15-cron)
+    local want=(postgresql-15 postgresql-server-dev-15 libclang-dev sudo postgresql-15-cron chromium)
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -51,6 +51,20 @@ install_extension() {
 build_generator() {
     (cd "$ROOT" && cargo build --release -q -p rfm-gen)
     RFM_GEN="$ROOT/target/release/rfm-gen"
+}
+
+# A Python virtualenv in target/pyenv with the given PyPI packages (installed once).
+ensure_pyenv() {
+    PYENV="$ROOT/target/pyenv"
+    [ -x "$PYENV/bin/python" ] || python3 -m venv "$PYENV"
+    local missing=()
+    for p in "$@"; do
+        "$PYENV/bin/pip" show -q "${p%%[*}" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing into $PYENV: ${missing[*]}"
+        "$PYENV/bin/pip" install -q --disable-pip-version-check "${missing[@]}"
+    fi
 }
 
 free_port() {

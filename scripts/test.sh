@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test of pg_rfm: the numeric core's unit tests (cargo test), then the SQL tests
-# (pg_regress golden files in tests/) against a throwaway PostgreSQL 15 cluster with the
+# Runs every test of pg_rfm: the numeric core's unit tests (cargo test), the SQL tests
+# (pg_regress golden files in tests/) and the end-to-end tests (pytest in tests/e2e: a real
+# client, real pg_cron, headless Chromium) against a throwaway PostgreSQL 15 cluster with the
 # release build installed. Installs what is missing first. Exit code 0 only if all pass.
 #
 #   scripts/test.sh            # everything
-#   scripts/test.sh rfm iqr    # only these SQL test files (setup always runs first)
+#   scripts/test.sh rfm iqr    # only these SQL test files (setup always runs first), no e2e
 source "$(dirname "$0")/lib.sh"
 
 ensure_deps
@@ -16,6 +17,7 @@ core_passed=$(echo "$core_out" | sed -nE 's/^test result: [a-z]+\. ([0-9]+) pass
 
 install_extension
 build_generator
+ensure_pyenv pytest 'psycopg[binary]'
 start_cluster
 trap stop_cluster EXIT
 
@@ -53,6 +55,21 @@ if [ -s "$out/regression.diffs" ]; then
     head -n 300 "$out/regression.diffs"
 fi
 
+if [ $# -eq 0 ]; then
+    log "end-to-end tests (pytest: psycopg client, pg_cron, headless Chromium)"
+    set +e
+    RFM_GEN="$RFM_GEN" RFM_TEST_OUT="$out" "$PYENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/e2e" \
+        | tee "$out/e2e.txt"
+    e2e_status=${PIPESTATUS[0]}
+    set -e
+    e2e_passed=$(sed -nE 's/^(.*[^0-9])?([0-9]+) passed.*/\2/p' "$out/e2e.txt" | tail -n1)
+    e2e_failed=$(sed -nE 's/^(.*[^0-9])?([0-9]+) (failed|errors?)( |,|$).*/\2/p' "$out/e2e.txt" | tail -n1)
+    e2e_passed=${e2e_passed:-0} e2e_failed=${e2e_failed:-0}
+    if [ "$e2e_status" != 0 ] && [ "$e2e_failed" = 0 ]; then e2e_failed=1; fi
+else
+    e2e_passed=0 e2e_failed=0
+fi
+
 # No backend may have crashed and no Rust panic may have reached the log.
 crashes=$(grep -cE 'terminated by signal|panicked at|PANIC:' "$CLUSTER_DIR/server.log" || true)
 if [ "$crashes" != 0 ]; then
@@ -61,6 +78,6 @@ if [ "$crashes" != 0 ]; then
     sql_failed=$((sql_failed + 1))
 fi
 
-echo "core: $core_passed passed; sql: $sql_passed passed, $sql_failed failed"
-echo "$((core_passed + sql_passed)) passed, $sql_failed failed"
-[ "$sql_failed" = 0 ] && [ "$sql_passed" -gt 0 ]
+echo "core: $core_passed passed; sql: $sql_passed passed, $sql_failed failed; e2e: $e2e_passed passed, $e2e_failed failed"
+echo "$((core_passed + sql_passed + e2e_passed)) passed, $((sql_failed + e2e_failed)) failed"
+[ "$sql_failed" = 0 ] && [ "$e2e_failed" = 0 ] && [ "$sql_passed" -gt 0 ]

@@ -6,6 +6,7 @@ pub mod kmeans;
 pub mod metrics;
 pub mod model;
 pub mod quantile;
+pub mod report;
 pub mod rfm;
 pub mod rng;
 pub mod scale;

@@ -7,6 +7,7 @@ pub mod error;
 pub mod fmgr;
 pub mod aggregates;
 pub mod assign;
+pub mod report;
 pub mod rules;
 pub mod scalars;
 pub mod source;
