@@ -6,8 +6,16 @@
 ------------------------------------------------------------------------------
 CREATE FUNCTION rfm_trans(internal, timestamptz, float8, timestamptz) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_trans';
-CREATE FUNCTION rfm_trans(internal, timestamptz, float8, text, timestamptz) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_trans';
+CREATE FUNCTION rfm_lines_trans(internal, timestamptz, float8, text, timestamptz) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_lines_trans';
+CREATE FUNCTION rfm_lines_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_lines_combine';
+CREATE FUNCTION rfm_lines_serial(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_lines_serial';
+CREATE FUNCTION rfm_lines_deserial(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_lines_deserial';
+CREATE FUNCTION rfm_lines_final(internal) RETURNS rfm_summary
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_lines_final';
 CREATE FUNCTION rfm_combine(internal, internal) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_combine';
 CREATE FUNCTION rfm_serial(internal) RETURNS bytea
@@ -18,15 +26,15 @@ CREATE FUNCTION rfm_final(internal) RETURNS rfm_summary
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_final';
 
 CREATE AGGREGATE rfm(order_ts timestamptz, amount float8, as_of timestamptz) (
-    SFUNC = rfm_trans, STYPE = internal, SSPACE = 96,
+    SFUNC = rfm_trans, STYPE = internal, SSPACE = 64,
     FINALFUNC = rfm_final,
     COMBINEFUNC = rfm_combine, SERIALFUNC = rfm_serial, DESERIALFUNC = rfm_deserial,
     PARALLEL = SAFE
 );
 CREATE AGGREGATE rfm(order_ts timestamptz, amount float8, order_id text, as_of timestamptz) (
-    SFUNC = rfm_trans, STYPE = internal, SSPACE = 512,
-    FINALFUNC = rfm_final,
-    COMBINEFUNC = rfm_combine, SERIALFUNC = rfm_serial, DESERIALFUNC = rfm_deserial,
+    SFUNC = rfm_lines_trans, STYPE = internal, SSPACE = 512,
+    FINALFUNC = rfm_lines_final,
+    COMBINEFUNC = rfm_lines_combine, SERIALFUNC = rfm_lines_serial, DESERIALFUNC = rfm_lines_deserial,
     PARALLEL = SAFE
 );
 
@@ -35,8 +43,12 @@ COMMENT ON AGGREGATE rfm(timestamptz, float8, timestamptz) IS
 COMMENT ON AGGREGATE rfm(timestamptz, float8, text, timestamptz) IS
 'RFM of a group (customer) where rows are order lines: like rfm(order_ts, amount, as_of), but frequency counts distinct order_id among purchase lines (amount >= 0). Rows with a NULL order_id are skipped.';
 COMMENT ON FUNCTION rfm_trans(internal, timestamptz, float8, timestamptz) IS 'Transition function of rfm(order_ts, amount, as_of).';
-COMMENT ON FUNCTION rfm_trans(internal, timestamptz, float8, text, timestamptz) IS 'Transition function of rfm(order_ts, amount, order_id, as_of).';
-COMMENT ON FUNCTION rfm_combine(internal, internal) IS 'Combine function of rfm: merges partial states from parallel workers.';
+COMMENT ON FUNCTION rfm_lines_trans(internal, timestamptz, float8, text, timestamptz) IS 'Transition function of rfm(order_ts, amount, order_id, as_of).';
+COMMENT ON FUNCTION rfm_lines_combine(internal, internal) IS 'Combine function of rfm(order_ts, amount, order_id, as_of): merges partial states and their order ids.';
+COMMENT ON FUNCTION rfm_lines_serial(internal) IS 'Serial function of rfm(order_ts, amount, order_id, as_of).';
+COMMENT ON FUNCTION rfm_lines_deserial(bytea, internal) IS 'Deserial function of rfm(order_ts, amount, order_id, as_of).';
+COMMENT ON FUNCTION rfm_lines_final(internal) IS 'Final function of rfm(order_ts, amount, order_id, as_of).';
+COMMENT ON FUNCTION rfm_combine(internal, internal) IS 'Combine function of rfm(order_ts, amount, as_of): merges partial states from parallel workers.';
 COMMENT ON FUNCTION rfm_serial(internal) IS 'Serial function of rfm: partial state to bytea.';
 COMMENT ON FUNCTION rfm_deserial(bytea, internal) IS 'Deserial function of rfm: bytea to partial state.';
 COMMENT ON FUNCTION rfm_final(internal) IS 'Final function of rfm: builds the rfm_summary.';

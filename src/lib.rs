@@ -6,6 +6,12 @@ pub mod pg;
 
 ::pgrx::pg_module_magic!();
 
+#[allow(non_snake_case)]
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    pg::gucs::init();
+}
+
 ::pgrx::extension_sql_file!("../sql/types_and_rules.sql", name = "types_and_rules", bootstrap);
 ::pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", requires = ["types_and_rules"]);
 ::pgrx::extension_sql_file!("../sql/models.sql", name = "models", requires = ["functions"]);

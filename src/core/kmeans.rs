@@ -1,9 +1,14 @@
 //! KMeans: greedy k-means++ initialisation (as scikit-learn) and a tight Lloyd loop over
 //! flat rows, best of `n_init` runs. Deterministic for a given seed.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::error::invalid;
 use super::rng::Rng;
 use super::CoreError;
+
+/// A cluster index per row: one byte, since k is at most 255 (rfm_train allows 50).
+pub type Label = u8;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
@@ -14,12 +19,14 @@ pub struct Params {
     /// less than `tolerance` times the mean per-feature variance of the data.
     pub tolerance: f64,
     pub seed: u64,
+    /// Worker threads for the n_init runs (1: run them in the calling thread).
+    pub threads: usize,
 }
 
 impl Params {
     pub fn validate(&self) -> Result<(), CoreError> {
-        if self.k < 2 {
-            return Err(invalid(format!("k must be at least 2, got {}", self.k)));
+        if self.k < 2 || self.k > Label::MAX as usize - 1 {
+            return Err(invalid(format!("k must be between 2 and {}, got {}", Label::MAX - 1, self.k)));
         }
         if self.n_init < 1 || self.n_init > 1000 {
             return Err(invalid(format!("n_init must be between 1 and 1000, got {}", self.n_init)));
@@ -38,7 +45,7 @@ impl Params {
 pub struct Fit {
     /// k rows of d.
     pub centroids: Vec<f64>,
-    pub labels: Vec<u32>,
+    pub labels: Vec<Label>,
     pub inertia: f64,
     pub iterations: usize,
 }
@@ -67,45 +74,49 @@ pub fn nearest(x: &[f64], centroids: &[f64], d: usize) -> (usize, f64) {
 }
 
 /// Greedy k-means++ (scikit-learn's variant: 2 + ln k candidates per step, keep the one
-/// that lowers the potential most).
+/// that lowers the potential most). Memory: one distance per row.
 fn kmeans_pp(data: &[f64], d: usize, k: usize, rng: &mut Rng) -> Result<Vec<f64>, CoreError> {
     let n = data.len() / d;
     let row = |i: usize| &data[i * d..(i + 1) * d];
     let mut centers = Vec::with_capacity(k * d);
     centers.extend_from_slice(row(rng.below(n as u64) as usize));
-    let mut closest: Vec<f64> = (0..n).map(|i| dist2(row(i), &centers[..d])).collect();
-    let mut potential: f64 = closest.iter().sum();
+    // f32 is plenty for sampling weights and halves the memory per row.
+    let mut closest: Vec<f32> = (0..n).map(|i| dist2(row(i), &centers[..d]) as f32).collect();
+    let mut potential: f64 = closest.iter().map(|v| *v as f64).sum();
     let trials = 2 + (k as f64).ln() as usize;
-    let mut cumulative = vec![0.0; n];
-    let mut candidate_dist = vec![0.0; n];
-    let mut best_dist = vec![0.0; n];
     for c in 1..k {
         if potential <= 0.0 {
             return Err(invalid(format!("k = {k} is more than the {c} distinct points in the data")));
         }
-        let mut acc = 0.0;
-        for (cum, v) in cumulative.iter_mut().zip(&closest) {
-            acc += v;
-            *cum = acc;
-        }
-        let mut best: Option<(usize, f64)> = None;
-        for _ in 0..trials {
-            let target = rng.f64() * acc;
-            let cand = cumulative.partition_point(|v| *v <= target).min(n - 1);
-            let mut pot = 0.0;
-            for (i, (cd, cl)) in candidate_dist.iter_mut().zip(&closest).enumerate() {
-                *cd = cl.min(dist2(row(i), row(cand)));
-                pot += *cd;
+        // Candidates drawn with probability proportional to their squared distance.
+        let mut targets: Vec<(f64, usize)> = (0..trials).map(|t| (rng.f64() * potential, t)).collect();
+        targets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut candidates = vec![n - 1; trials];
+        let (mut acc, mut next) = (0.0, 0);
+        for (i, v) in closest.iter().enumerate() {
+            acc += *v as f64;
+            while next < trials && targets[next].0 < acc {
+                candidates[targets[next].1] = i;
+                next += 1;
             }
-            if best.is_none_or(|(_, p)| pot < p) {
-                best = Some((cand, pot));
-                std::mem::swap(&mut best_dist, &mut candidate_dist);
+            if next == trials {
+                break;
             }
         }
-        let Some((cand, pot)) = best else { unreachable!("at least two trials") };
-        centers.extend_from_slice(row(cand));
-        std::mem::swap(&mut closest, &mut best_dist);
-        potential = pot;
+        // The candidate that lowers the potential most (first one on ties).
+        let mut best = (candidates[0], f64::INFINITY);
+        for &cand in &candidates {
+            let pot: f64 = closest.iter().enumerate().map(|(i, cl)| (*cl as f64).min(dist2(row(i), row(cand)))).sum();
+            if pot < best.1 {
+                best = (cand, pot);
+            }
+        }
+        let chosen = row(best.0).to_vec();
+        for (i, cl) in closest.iter_mut().enumerate() {
+            *cl = cl.min(dist2(row(i), &chosen) as f32);
+        }
+        potential = closest.iter().map(|v| *v as f64).sum();
+        centers.extend_from_slice(&chosen);
     }
     Ok(centers)
 }
@@ -122,36 +133,83 @@ fn mean_variance(data: &[f64], d: usize) -> f64 {
         / d as f64
 }
 
-/// Assigns every row to its nearest centroid; returns the inertia. Fills per-cluster sums
-/// and counts when given.
-fn assign(data: &[f64], d: usize, centroids: &[f64], labels: &mut [u32], sums: &mut [f64], counts: &mut [u64]) -> (f64, bool) {
+/// Assigns every row to its nearest centroid; returns the inertia and whether any label
+/// changed, and fills per-cluster sums and counts (the next centroids).
+fn assign(data: &[f64], d: usize, centroids: &[f64], labels: &mut [Label], sums: &mut [f64], counts: &mut [u64]) -> (f64, bool) {
     sums.iter_mut().for_each(|s| *s = 0.0);
     counts.iter_mut().for_each(|c| *c = 0);
+    match d {
+        1 => assign_fixed::<1>(data, centroids, labels, sums, counts),
+        2 => assign_fixed::<2>(data, centroids, labels, sums, counts),
+        3 => assign_fixed::<3>(data, centroids, labels, sums, counts),
+        4 => assign_fixed::<4>(data, centroids, labels, sums, counts),
+        _ => {
+            let mut inertia = 0.0;
+            let mut changed = false;
+            for (x, label) in data.chunks_exact(d).zip(labels.iter_mut()) {
+                let (c, dd) = nearest(x, centroids, d);
+                inertia += dd;
+                changed |= *label != c as Label;
+                *label = c as Label;
+                counts[c] += 1;
+                for (s, v) in sums[c * d..(c + 1) * d].iter_mut().zip(x) {
+                    *s += v;
+                }
+            }
+            (inertia, changed)
+        }
+    }
+}
+
+/// `assign` for a dimension known at compile time: rows and centroids as fixed arrays, so
+/// the distance loop unrolls and stays in registers.
+#[inline(never)]
+fn assign_fixed<const D: usize>(data: &[f64], centroids: &[f64], labels: &mut [Label], sums: &mut [f64], counts: &mut [u64]) -> (f64, bool) {
+    let cents: Vec<[f64; D]> = centroids.chunks_exact(D).map(|c| c.try_into().unwrap_or([0.0; D])).collect();
+    let mut acc: Vec<[f64; D]> = vec![[0.0; D]; cents.len()];
     let mut inertia = 0.0;
     let mut changed = false;
-    for (x, label) in data.chunks_exact(d).zip(labels.iter_mut()) {
-        let (c, dd) = nearest(x, centroids, d);
-        inertia += dd;
-        changed |= *label != c as u32;
-        *label = c as u32;
-        counts[c] += 1;
-        for (s, v) in sums[c * d..(c + 1) * d].iter_mut().zip(x) {
-            *s += v;
+    for (x, label) in data.chunks_exact(D).zip(labels.iter_mut()) {
+        let x: [f64; D] = x.try_into().unwrap_or([0.0; D]);
+        let mut best = 0;
+        let mut best_d = f64::INFINITY;
+        for (c, cent) in cents.iter().enumerate() {
+            let mut dd = 0.0;
+            for j in 0..D {
+                let t = x[j] - cent[j];
+                dd += t * t;
+            }
+            if dd < best_d {
+                best_d = dd;
+                best = c;
+            }
         }
+        inertia += best_d;
+        changed |= *label != best as Label;
+        *label = best as Label;
+        counts[best] += 1;
+        for j in 0..D {
+            acc[best][j] += x[j];
+        }
+    }
+    for (c, a) in acc.iter().enumerate() {
+        sums[c * D..(c + 1) * D].copy_from_slice(a);
     }
     (inertia, changed)
 }
 
-/// One Lloyd run from the given initial centroids.
-fn lloyd(data: &[f64], d: usize, mut centroids: Vec<f64>, p: &Params, tol: f64, check: &mut dyn FnMut()) -> Fit {
+/// One Lloyd run from the given initial centroids; `None` when `stop` says so.
+fn lloyd(data: &[f64], d: usize, mut centroids: Vec<f64>, p: &Params, tol: f64, stop: &mut dyn FnMut() -> bool) -> Option<Fit> {
     let n = data.len() / d;
     let k = centroids.len() / d;
-    let mut labels = vec![u32::MAX; n];
+    let mut labels = vec![Label::MAX; n];
     let mut sums = vec![0.0; k * d];
     let mut counts = vec![0u64; k];
     let mut iterations = 0;
     while iterations < p.max_iter {
-        check();
+        if stop() {
+            return None;
+        }
         iterations += 1;
         let (_, changed) = assign(data, d, &centroids, &mut labels, &mut sums, &mut counts);
         if !changed {
@@ -179,11 +237,11 @@ fn lloyd(data: &[f64], d: usize, mut centroids: Vec<f64>, p: &Params, tol: f64, 
     }
     // Final assignment against the final centroids, so labels are nearest-centroid labels.
     let (inertia, _) = assign(data, d, &centroids, &mut labels, &mut sums, &mut counts);
-    Fit { centroids, labels, inertia, iterations }
+    Some(Fit { centroids, labels, inertia, iterations })
 }
 
 /// The row farthest from the mean of its cluster (used to refill an empty cluster).
-fn farthest(data: &[f64], d: usize, sums: &[f64], counts: &[u64], labels: &[u32]) -> usize {
+fn farthest(data: &[f64], d: usize, sums: &[f64], counts: &[u64], labels: &[Label]) -> usize {
     let mut best = (0, -1.0);
     for (i, x) in data.chunks_exact(d).enumerate() {
         let c = labels[i] as usize;
@@ -198,8 +256,34 @@ fn farthest(data: &[f64], d: usize, sums: &[f64], counts: &[u64], labels: &[u32]
     best.0
 }
 
-/// Best of `n_init` k-means++ + Lloyd runs. `check` is called between iterations (the
-/// Postgres layer checks for query cancellation there).
+/// Sets the flag when dropped, also while unwinding from a cancelled query, so that
+/// worker threads stop at their next iteration.
+struct CancelOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The better of two runs: lower inertia, then lower run number (so that the result does
+/// not depend on which thread ran which run). Only the best is kept, not every run's labels.
+fn keep_best(best: &mut Option<(usize, Fit)>, run: usize, fit: Fit) {
+    if best.as_ref().is_none_or(|(b_run, b)| fit.inertia < b.inertia || (fit.inertia == b.inertia && run < *b_run)) {
+        *best = Some((run, fit));
+    }
+}
+
+fn one_run(data: &[f64], d: usize, p: &Params, tol: f64, run: usize, stop: &mut dyn FnMut() -> bool) -> Result<Option<Fit>, CoreError> {
+    let mut rng = Rng::stream(p.seed, run as u64);
+    let init = kmeans_pp(data, d, p.k, &mut rng)?;
+    Ok(lloyd(data, d, init, p, tol, stop))
+}
+
+/// Best of `n_init` k-means++ + Lloyd runs (lowest inertia, then lowest run number), so
+/// the result does not depend on how runs are spread over threads. `check` is called from
+/// the calling thread only, often: the Postgres layer checks for cancellation there (and
+/// may unwind; worker threads then stop at their next iteration).
 pub fn fit(data: &[f64], d: usize, p: &Params, check: &mut dyn FnMut()) -> Result<Fit, CoreError> {
     p.validate()?;
     let n = data.len() / d;
@@ -207,17 +291,60 @@ pub fn fit(data: &[f64], d: usize, p: &Params, check: &mut dyn FnMut()) -> Resul
         return Err(invalid(format!("k = {} is more than the {n} rows to cluster", p.k)));
     }
     let tol = p.tolerance * mean_variance(data, d);
-    let mut best: Option<Fit> = None;
-    for run in 0..p.n_init {
+    let threads = p.threads.clamp(1, p.n_init);
+    let mut best: Option<(usize, Fit)> = None;
+    if threads == 1 {
+        for run in 0..p.n_init {
+            check();
+            let stop = &mut || {
+                check();
+                false
+            };
+            if let Some(fit) = one_run(data, d, p, tol, run, stop)? {
+                keep_best(&mut best, run, fit);
+            }
+        }
+    } else {
+        let cancel = AtomicBool::new(false);
+        let mut outcomes: Vec<Result<Option<(usize, Fit)>, CoreError>> = Vec::new();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let cancel = &cancel;
+                    s.spawn(move || -> Result<Option<(usize, Fit)>, CoreError> {
+                        let mut mine = None;
+                        for run in (t..p.n_init).step_by(threads) {
+                            if cancel.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            if let Some(fit) = one_run(data, d, p, tol, run, &mut || cancel.load(Ordering::Relaxed))? {
+                                keep_best(&mut mine, run, fit);
+                            }
+                        }
+                        Ok(mine)
+                    })
+                })
+                .collect();
+            let _stop_workers_if_unwinding = CancelOnDrop(&cancel);
+            while !handles.iter().all(|h| h.is_finished()) {
+                check();
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            for h in handles {
+                match h.join() {
+                    Ok(v) => outcomes.push(v),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
         check();
-        let mut rng = Rng::stream(p.seed, run as u64);
-        let init = kmeans_pp(data, d, p.k, &mut rng)?;
-        let fit = lloyd(data, d, init, p, tol, check);
-        if best.as_ref().is_none_or(|b| fit.inertia < b.inertia) {
-            best = Some(fit);
+        for outcome in outcomes {
+            if let Some((run, fit)) = outcome? {
+                keep_best(&mut best, run, fit);
+            }
         }
     }
-    best.ok_or_else(|| invalid("n_init must be at least 1"))
+    best.map(|(_, f)| f).ok_or_else(|| invalid("training was stopped"))
 }
 
 #[cfg(test)]
@@ -225,7 +352,7 @@ mod tests {
     use super::*;
 
     fn params(k: usize) -> Params {
-        Params { k, n_init: 5, max_iter: 300, tolerance: 1e-4, seed: 42 }
+        Params { k, n_init: 5, max_iter: 300, tolerance: 1e-4, seed: 42, threads: 1 }
     }
 
     /// Three tight, well separated blobs of known centres.
@@ -318,7 +445,7 @@ mod tests {
         let n = 3000;
         let data = rfm_like(n);
         for k in [3, 4, 6] {
-            let ours = fit(&data, 3, &Params { k, n_init: 10, max_iter: 300, tolerance: 1e-4, seed: 42 }, &mut || {}).unwrap();
+            let ours = fit(&data, 3, &Params { k, n_init: 10, max_iter: 300, tolerance: 1e-4, seed: 42, threads: 2 }, &mut || {}).unwrap();
             let ds = DatasetBase::from(Array2::from_shape_vec((n, 3), data.clone()).unwrap());
             let reference = KMeans::params_with_rng(k, Xoshiro256Plus::seed_from_u64(42))
                 .n_runs(10)
@@ -331,6 +458,38 @@ mod tests {
             assert!(ours.inertia <= theirs * 1.01, "k = {k}: ours {} vs linfa {theirs}", ours.inertia);
             assert!(ours.inertia >= theirs * 0.95, "k = {k}: ours {} suspiciously below linfa {theirs}", ours.inertia);
         }
+    }
+
+    #[test]
+    fn threads_give_the_same_model() {
+        let data = rfm_like(2000);
+        let mut p = params(4);
+        p.n_init = 7;
+        let one = fit(&data, 3, &p, &mut || {}).unwrap();
+        for threads in [2, 3, 8] {
+            p.threads = threads;
+            assert_eq!(fit(&data, 3, &p, &mut || {}).unwrap(), one, "threads = {threads}");
+        }
+    }
+
+    #[test]
+    fn a_panicking_check_stops_the_workers() {
+        let data = rfm_like(20_000);
+        let mut p = params(6);
+        p.n_init = 50;
+        p.threads = 2;
+        let mut calls = 0;
+        let started = std::time::Instant::now();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            fit(&data, 3, &p, &mut || {
+                calls += 1;
+                if calls == 3 {
+                    panic!("query cancelled");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "workers stopped promptly");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Clustering quality, with scikit-learn's definitions: inertia, silhouette, Davies-Bouldin,
 //! Calinski-Harabasz. Clusters without members are ignored, as scikit-learn does.
 
+use super::kmeans::Label;
 use super::rng::Rng;
 
 /// Silhouette is exact up to this many rows, and computed on a seeded random sample of
@@ -21,7 +22,7 @@ fn dist2(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Members and mean of each cluster (mean is meaningless for empty clusters).
-fn cluster_means(data: &[f64], d: usize, labels: &[u32], k: usize) -> (Vec<u64>, Vec<f64>) {
+fn cluster_means(data: &[f64], d: usize, labels: &[Label], k: usize) -> (Vec<u64>, Vec<f64>) {
     let mut counts = vec![0u64; k];
     let mut means = vec![0.0; k * d];
     for (x, l) in data.chunks_exact(d).zip(labels) {
@@ -41,7 +42,7 @@ fn cluster_means(data: &[f64], d: usize, labels: &[u32], k: usize) -> (Vec<u64>,
     (counts, means)
 }
 
-pub fn inertia(data: &[f64], d: usize, labels: &[u32], centroids: &[f64]) -> f64 {
+pub fn inertia(data: &[f64], d: usize, labels: &[Label], centroids: &[f64]) -> f64 {
     data.chunks_exact(d)
         .zip(labels)
         .map(|(x, l)| dist2(x, &centroids[*l as usize * d..(*l as usize + 1) * d]))
@@ -49,7 +50,7 @@ pub fn inertia(data: &[f64], d: usize, labels: &[u32], centroids: &[f64]) -> f64
 }
 
 /// Mean silhouette over `rows` (indices into data). `None` unless 2 <= clusters <= rows - 1.
-fn silhouette_rows(data: &[f64], d: usize, labels: &[u32], k: usize, rows: &[usize], check: &mut dyn FnMut()) -> Option<f64> {
+fn silhouette_rows(data: &[f64], d: usize, labels: &[Label], k: usize, rows: &[usize], check: &mut dyn FnMut()) -> Option<f64> {
     let m = rows.len();
     let mut sizes = vec![0u64; k];
     for &i in rows {
@@ -94,7 +95,7 @@ fn silhouette_rows(data: &[f64], d: usize, labels: &[u32], k: usize, rows: &[usi
 }
 
 /// Silhouette: exact for up to `SILHOUETTE_EXACT_MAX` rows, else on a sample drawn with `seed`.
-pub fn silhouette(data: &[f64], d: usize, labels: &[u32], k: usize, seed: u64, check: &mut dyn FnMut()) -> Option<f64> {
+pub fn silhouette(data: &[f64], d: usize, labels: &[Label], k: usize, seed: u64, check: &mut dyn FnMut()) -> Option<f64> {
     let n = labels.len();
     let rows: Vec<usize> = if n <= SILHOUETTE_EXACT_MAX {
         (0..n).collect()
@@ -104,7 +105,7 @@ pub fn silhouette(data: &[f64], d: usize, labels: &[u32], k: usize, seed: u64, c
     silhouette_rows(data, d, labels, k, &rows, check)
 }
 
-pub fn davies_bouldin(data: &[f64], d: usize, labels: &[u32], k: usize) -> Option<f64> {
+pub fn davies_bouldin(data: &[f64], d: usize, labels: &[Label], k: usize) -> Option<f64> {
     let (counts, means) = cluster_means(data, d, labels, k);
     let present: Vec<usize> = (0..k).filter(|c| counts[*c] > 0).collect();
     if present.len() < 2 {
@@ -136,7 +137,7 @@ pub fn davies_bouldin(data: &[f64], d: usize, labels: &[u32], k: usize) -> Optio
     Some(total / present.len() as f64)
 }
 
-pub fn calinski_harabasz(data: &[f64], d: usize, labels: &[u32], k: usize) -> Option<f64> {
+pub fn calinski_harabasz(data: &[f64], d: usize, labels: &[Label], k: usize) -> Option<f64> {
     let n = labels.len();
     let (counts, means) = cluster_means(data, d, labels, k);
     let present = counts.iter().filter(|c| **c > 0).count();
@@ -165,7 +166,7 @@ pub fn calinski_harabasz(data: &[f64], d: usize, labels: &[u32], k: usize) -> Op
     Some(between * (n - present) as f64 / (within * (present - 1) as f64))
 }
 
-pub fn all(data: &[f64], d: usize, labels: &[u32], centroids: &[f64], seed: u64, check: &mut dyn FnMut()) -> Metrics {
+pub fn all(data: &[f64], d: usize, labels: &[Label], centroids: &[f64], seed: u64, check: &mut dyn FnMut()) -> Metrics {
     let k = centroids.len() / d;
     Metrics {
         inertia: inertia(data, d, labels, centroids),
@@ -243,7 +244,7 @@ mod tests {
     fn sampled_silhouette_is_deterministic() {
         let n = SILHOUETTE_EXACT_MAX + 500;
         let data: Vec<f64> = (0..n).map(|i| (i % 2) as f64 * 10.0 + (i % 7) as f64 * 0.01).collect();
-        let labels: Vec<u32> = (0..n).map(|i| (i % 2) as u32).collect();
+        let labels: Vec<Label> = (0..n).map(|i| (i % 2) as Label).collect();
         let a = silhouette(&data, 1, &labels, 2, 9, &mut || {}).unwrap();
         let b = silhouette(&data, 1, &labels, 2, 9, &mut || {}).unwrap();
         assert_eq!(a, b);

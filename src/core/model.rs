@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::error::invalid;
-use super::kmeans::{self, nearest};
+use super::kmeans::{self, nearest, Label};
 use super::metrics::{self, Metrics};
 use super::quantile::{breaks, percentiles};
 use super::scale::{retain_rows, Outliers, Scaler};
@@ -45,6 +45,8 @@ pub struct Options {
     pub max_iter: usize,
     pub tolerance: f64,
     pub seed: u64,
+    /// Threads for the KMeans runs (see kmeans::Params).
+    pub threads: usize,
 }
 
 impl Options {
@@ -83,7 +85,7 @@ impl Options {
     }
 
     fn kmeans(&self, k: usize) -> kmeans::Params {
-        kmeans::Params { k, n_init: self.n_init, max_iter: self.max_iter, tolerance: self.tolerance, seed: self.seed }
+        kmeans::Params { k, n_init: self.n_init, max_iter: self.max_iter, tolerance: self.tolerance, seed: self.seed, threads: self.threads }
     }
 }
 
@@ -242,7 +244,7 @@ pub fn train(
     };
     let centroids = std::mem::take(&mut fits[chosen]);
     let k = ks[chosen];
-    let labels: Vec<u32> = scaled.chunks_exact(d).map(|x| nearest(x, &centroids, d).0 as u32).collect();
+    let labels: Vec<Label> = scaled.chunks_exact(d).map(|x| nearest(x, &centroids, d).0 as Label).collect();
     let metrics = Metrics {
         inertia: curve[chosen].inertia,
         silhouette: curve[chosen].silhouette,
@@ -257,7 +259,7 @@ pub fn train(
 
 /// Per-cluster statistics, numbering (largest cluster first) and names.
 #[allow(clippy::too_many_arguments)]
-fn describe(raw: &[f64], d: usize, k: usize, centroids: &[f64], labels: &[u32], scaler: &Scaler, features: &[String], rules: &[Rule]) -> Vec<Cluster> {
+fn describe(raw: &[f64], d: usize, k: usize, centroids: &[f64], labels: &[Label], scaler: &Scaler, features: &[String], rules: &[Rule]) -> Vec<Cluster> {
     let mut size = vec![0i64; k];
     let mut sum = vec![0.0; k * d];
     for (x, l) in raw.chunks_exact(d).zip(labels) {
@@ -323,8 +325,9 @@ fn describe(raw: &[f64], d: usize, k: usize, centroids: &[f64], labels: &[u32], 
 pub fn name_clusters(clusters: &mut [Cluster], raw: &[f64], d: usize, features: &[String], rules: &[Rule]) {
     let rfm = rfm_columns(features);
     if let Some([ri, fi, mi]) = rfm {
-        let column = |j: usize| -> Vec<f64> { raw.iter().skip(j).step_by(d).copied().collect() };
-        let (r, f, m) = (breaks(&mut column(ri), 5), breaks(&mut column(fi), 5), breaks(&mut column(mi), 5));
+        // One column at a time: each copy is n values.
+        let cuts = |j: usize| breaks(&mut raw.iter().skip(j).step_by(d).copied().collect::<Vec<f64>>(), 5);
+        let (r, f, m) = (cuts(ri), cuts(fi), cuts(mi));
         if let (Some(recency), Some(frequency), Some(monetary)) = (r, f, m) {
             let b = Breaks { n: 5, recency, frequency, monetary };
             for c in clusters.iter_mut() {
@@ -373,7 +376,7 @@ pub fn evaluate(model: &Model, mut raw: Vec<f64>, seed: u64, check: &mut dyn FnM
     if n == 0 {
         return Err(invalid("no rows to evaluate on"));
     }
-    let labels: Vec<u32> = raw.chunks_exact_mut(d).map(|row| model.assign(row) as u32).collect();
+    let labels: Vec<Label> = raw.chunks_exact_mut(d).map(|row| model.assign(row) as Label).collect();
     Ok((n, metrics::all(&raw, d, &labels, &model.centroid_rows(), seed, check)))
 }
 
@@ -411,6 +414,7 @@ mod tests {
             max_iter: 300,
             tolerance: 1e-4,
             seed: 42,
+            threads: 2,
         }
     }
 

@@ -41,20 +41,75 @@ impl Sum {
     }
 }
 
-type OrderSet = HashSet<Box<[u8]>, FxBuildHasher>;
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct RfmState {
+/// The RFM state of one customer where each row is one order: a few numbers, no heap
+/// memory, so it is cheap to create per group and to ship between parallel workers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RfmCore {
     as_of: Option<i64>,
     rows: u64,
     purchases: u64,
     monetary: Sum,
     first: i64,
     last: i64,
-    /// Distinct order ids of purchase rows (the order-line form of `rfm`).
-    orders: Option<OrderSet>,
-    /// The id inserted last: order lines usually arrive together, so most rows skip the hash.
-    last_order: Option<Vec<u8>>,
+}
+
+/// Distinct order ids, exactly: ids of up to 15 bytes are packed into a u128 (length in
+/// the top byte), longer ones are kept as bytes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OrderSet {
+    short: HashSet<u128, FxBuildHasher>,
+    long: HashSet<Box<[u8]>, FxBuildHasher>,
+}
+
+#[inline]
+fn pack(id: &[u8]) -> Option<u128> {
+    if id.len() > 15 {
+        return None;
+    }
+    let mut b = [0u8; 16];
+    b[..id.len()].copy_from_slice(id);
+    b[15] = id.len() as u8;
+    Some(u128::from_le_bytes(b))
+}
+
+impl OrderSet {
+    #[inline]
+    fn insert(&mut self, id: &[u8]) {
+        match pack(id) {
+            Some(p) => {
+                self.short.insert(p);
+            }
+            None => {
+                if !self.long.contains(id) {
+                    self.long.insert(id.into());
+                }
+            }
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn merge(&mut self, other: &mut OrderSet) {
+        if self.short.len() < other.short.len() {
+            std::mem::swap(&mut self.short, &mut other.short);
+        }
+        self.short.extend(other.short.drain());
+        self.long.extend(other.long.drain());
+    }
+}
+
+/// The RFM state of one customer where rows are order lines: the core numbers plus the
+/// distinct order ids of purchase lines.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RfmLines {
+    core: RfmCore,
+    orders: OrderSet,
+    /// The (packed) id seen last: order lines usually arrive together, so most rows skip
+    /// the set. Two u64 halves rather than a u128, to keep the state 8-byte aligned (palloc).
+    last: Option<[u64; 2]>,
 }
 
 /// What `rfm(...)` returns for one group. `None` fields are SQL NULLs.
@@ -81,25 +136,18 @@ fn check_ts(what: &str, ts: i64) -> Result<(), CoreError> {
     }
 }
 
-impl RfmState {
-    /// `with_orders`: true for the order-line form, which counts distinct order ids.
-    pub fn new(with_orders: bool) -> Self {
-        RfmState {
-            as_of: None,
-            rows: 0,
-            purchases: 0,
-            monetary: Sum::default(),
-            first: TS_NOEND,
-            last: TS_NOBEGIN,
-            orders: with_orders.then(OrderSet::default),
-            last_order: None,
-        }
+impl Default for RfmCore {
+    fn default() -> Self {
+        RfmCore { as_of: None, rows: 0, purchases: 0, monetary: Sum::default(), first: TS_NOEND, last: TS_NOBEGIN }
     }
+}
 
+impl RfmCore {
     pub fn is_empty(&self) -> bool {
         self.rows == 0
     }
 
+    #[inline]
     fn set_as_of(&mut self, as_of: i64) -> Result<(), CoreError> {
         match self.as_of {
             Some(a) if a == as_of => Ok(()),
@@ -112,10 +160,10 @@ impl RfmState {
         }
     }
 
-    /// One transaction row. `order_id` is `Some` only for the order-line form.
-    /// A negative amount is a return: it lowers monetary and is not an order.
+    /// One transaction row; returns whether it is a purchase. A negative amount is a
+    /// return: it lowers monetary and is not an order.
     #[inline]
-    pub fn update(&mut self, ts: i64, amount: f64, order_id: Option<&[u8]>, as_of: i64) -> Result<(), CoreError> {
+    pub fn update(&mut self, ts: i64, amount: f64, as_of: i64) -> Result<bool, CoreError> {
         self.set_as_of(as_of)?;
         if !amount.is_finite() {
             return Err(invalid(format!("rfm: amount must be a finite number, got {}", show(amount))));
@@ -128,37 +176,34 @@ impl RfmState {
         }
         self.rows += 1;
         self.monetary.add(amount);
-        if amount >= 0.0 {
+        let purchase = amount >= 0.0;
+        if purchase {
             self.purchases += 1;
             self.first = self.first.min(ts);
             self.last = self.last.max(ts);
-            if let (Some(set), Some(id)) = (self.orders.as_mut(), order_id) {
-                if self.last_order.as_deref() != Some(id) {
-                    if !set.contains(id) {
-                        set.insert(id.into());
-                    }
-                    match &mut self.last_order {
-                        Some(v) => {
-                            v.clear();
-                            v.extend_from_slice(id);
-                        }
-                        None => self.last_order = Some(id.to_vec()),
-                    }
-                }
-            }
         }
+        Ok(purchase)
+    }
+
+    fn merge_core(&mut self, other: &RfmCore) -> Result<(), CoreError> {
+        if let Some(a) = other.as_of {
+            self.set_as_of(a)?;
+        }
+        self.rows += other.rows;
+        self.purchases += other.purchases;
+        self.monetary.merge(&other.monetary);
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
         Ok(())
     }
 
-    pub fn finalize(&self) -> Option<RfmSummary> {
+    /// The summary with `frequency` orders (purchase rows, or distinct order ids).
+    pub fn finalize_with(&self, frequency: u64) -> Option<RfmSummary> {
         if self.rows == 0 {
             return None;
         }
         let as_of = self.as_of?;
-        let frequency = match &self.orders {
-            Some(set) => set.len() as u64,
-            None => self.purchases,
-        } as i64;
+        let frequency = frequency as i64;
         let monetary = self.monetary.value();
         let bought = self.purchases > 0;
         let days = |ts: i64| (as_of - ts) as f64 / USECS_PER_DAY;
@@ -172,42 +217,13 @@ impl RfmState {
             avg_order_value: (frequency > 0).then(|| monetary / frequency as f64),
         })
     }
-}
 
-impl Partial for RfmState {
-    fn empty() -> Self {
-        RfmState::new(false)
+    pub fn finalize(&self) -> Option<RfmSummary> {
+        self.finalize_with(self.purchases)
     }
 
-    /// Folds `other` into `self`; `other` is left empty (its order ids are moved, not copied).
-    fn merge(&mut self, other: &mut RfmState) -> Result<(), CoreError> {
-        if let Some(a) = other.as_of {
-            self.set_as_of(a)?;
-        }
-        self.rows += other.rows;
-        self.purchases += other.purchases;
-        self.monetary.merge(&other.monetary);
-        self.first = self.first.min(other.first);
-        self.last = self.last.max(other.last);
-        match (self.orders.as_mut(), other.orders.as_mut()) {
-            (Some(mine), Some(theirs)) => {
-                if mine.len() < theirs.len() {
-                    std::mem::swap(mine, theirs);
-                }
-                mine.extend(theirs.drain());
-            }
-            (None, Some(theirs)) => self.orders = Some(std::mem::take(theirs)),
-            _ => {}
-        }
-        self.last_order = None;
-        *other = RfmState::new(other.orders.is_some());
-        Ok(())
-    }
-
-    fn serialize(&self) -> Vec<u8> {
-        let ids = self.orders.as_ref().map_or(0, |s| s.iter().map(|b| b.len() + 8).sum::<usize>());
-        let mut w = Writer::with_capacity(64 + ids);
-        w.u8(self.as_of.is_some() as u8 | (self.orders.is_some() as u8) << 1);
+    fn write(&self, w: &mut Writer) {
+        w.u8(self.as_of.is_some() as u8);
         w.i64(self.as_of.unwrap_or(0));
         w.u64(self.rows);
         w.u64(self.purchases);
@@ -215,34 +231,113 @@ impl Partial for RfmState {
         w.f64(self.monetary.comp);
         w.i64(self.first);
         w.i64(self.last);
-        if let Some(set) = &self.orders {
-            w.u64(set.len() as u64);
-            for id in set {
-                w.bytes(id);
-            }
-        }
-        w.buf
     }
 
-    fn deserialize(buf: &[u8]) -> Result<RfmState, CoreError> {
-        let mut r = Reader::new(buf);
-        let flags = r.u8()?;
-        if flags > 3 {
+    fn read(r: &mut Reader<'_>) -> Result<RfmCore, CoreError> {
+        let has_as_of = r.u8()?;
+        if has_as_of > 1 {
             return Err(CoreError::Corrupt("flags"));
         }
         let as_of = r.i64()?;
-        let mut s = RfmState::new(flags & 2 != 0);
-        s.as_of = (flags & 1 != 0).then_some(as_of);
-        s.rows = r.u64()?;
-        s.purchases = r.u64()?;
-        s.monetary = Sum { sum: r.f64()?, comp: r.f64()? };
-        s.first = r.i64()?;
-        s.last = r.i64()?;
-        if let Some(set) = s.orders.as_mut() {
-            let n = r.u64()?;
-            for _ in 0..n {
-                set.insert(r.bytes()?.into());
+        Ok(RfmCore {
+            as_of: (has_as_of == 1).then_some(as_of),
+            rows: r.u64()?,
+            purchases: r.u64()?,
+            monetary: Sum { sum: r.f64()?, comp: r.f64()? },
+            first: r.i64()?,
+            last: r.i64()?,
+        })
+    }
+}
+
+impl Partial for RfmCore {
+    fn empty() -> Self {
+        RfmCore::default()
+    }
+    fn merge(&mut self, other: &mut RfmCore) -> Result<(), CoreError> {
+        self.merge_core(other)
+    }
+    fn serialize(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(64);
+        self.write(&mut w);
+        w.buf
+    }
+    fn deserialize(buf: &[u8]) -> Result<RfmCore, CoreError> {
+        let mut r = Reader::new(buf);
+        let c = RfmCore::read(&mut r)?;
+        r.finish()?;
+        Ok(c)
+    }
+}
+
+impl RfmLines {
+    pub fn new() -> Self {
+        RfmLines { core: RfmCore::default(), orders: OrderSet::default(), last: None }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.core.is_empty()
+    }
+
+    /// One order line. Purchase lines (amount >= 0) add their order id.
+    #[inline]
+    pub fn update(&mut self, ts: i64, amount: f64, order_id: &[u8], as_of: i64) -> Result<(), CoreError> {
+        if self.core.update(ts, amount, as_of)? {
+            let packed = pack(order_id).map(|p| [p as u64, (p >> 64) as u64]);
+            if packed.is_none() || packed != self.last {
+                self.orders.insert(order_id);
+                self.last = packed;
             }
+        }
+        Ok(())
+    }
+
+    pub fn finalize(&self) -> Option<RfmSummary> {
+        self.core.finalize_with(self.orders.len() as u64)
+    }
+}
+
+impl Default for RfmLines {
+    fn default() -> Self {
+        RfmLines::new()
+    }
+}
+
+impl Partial for RfmLines {
+    fn empty() -> Self {
+        RfmLines::new()
+    }
+    /// `other`'s order ids are moved, not copied.
+    fn merge(&mut self, other: &mut RfmLines) -> Result<(), CoreError> {
+        self.core.merge_core(&other.core)?;
+        self.orders.merge(&mut other.orders);
+        self.last = None;
+        Ok(())
+    }
+    fn serialize(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(80 + 16 * self.orders.short.len());
+        self.core.write(&mut w);
+        w.u64(self.orders.short.len() as u64);
+        for p in &self.orders.short {
+            w.buf.extend_from_slice(&p.to_le_bytes());
+        }
+        w.u64(self.orders.long.len() as u64);
+        for id in &self.orders.long {
+            w.bytes(id);
+        }
+        w.buf
+    }
+    fn deserialize(buf: &[u8]) -> Result<RfmLines, CoreError> {
+        let mut r = Reader::new(buf);
+        let mut s = RfmLines { core: RfmCore::read(&mut r)?, ..RfmLines::new() };
+        let n = r.u64()?;
+        for _ in 0..n {
+            let (a, b) = (r.u64()?, r.u64()?);
+            s.orders.short.insert((b as u128) << 64 | a as u128);
+        }
+        let n = r.u64()?;
+        for _ in 0..n {
+            s.orders.long.insert(r.bytes()?.into());
         }
         r.finish()?;
         Ok(s)
@@ -258,11 +353,11 @@ mod tests {
     #[test]
     fn hand_worked_customer() {
         // Orders on day 0, 10 and 30; a return on day 31; as_of day 40.
-        let mut s = RfmState::new(false);
-        s.update(0, 100.0, None, 40 * DAY).unwrap();
-        s.update(10 * DAY, 50.0, None, 40 * DAY).unwrap();
-        s.update(30 * DAY + DAY / 2, 25.0, None, 40 * DAY).unwrap();
-        s.update(31 * DAY, -20.0, None, 40 * DAY).unwrap();
+        let mut s = RfmCore::default();
+        s.update(0, 100.0, 40 * DAY).unwrap();
+        s.update(10 * DAY, 50.0, 40 * DAY).unwrap();
+        s.update(30 * DAY + DAY / 2, 25.0, 40 * DAY).unwrap();
+        s.update(31 * DAY, -20.0, 40 * DAY).unwrap();
         let f = s.finalize().unwrap();
         assert_eq!(f.recency, Some(9.5));
         assert_eq!(f.frequency, 3);
@@ -275,35 +370,39 @@ mod tests {
 
     #[test]
     fn order_lines_count_distinct_orders() {
-        let mut s = RfmState::new(true);
-        for (id, amt) in [("A", 1.0), ("A", 2.0), ("B", 3.0), ("A", 4.0), ("C", -1.0), ("B", 0.0)] {
-            s.update(DAY, amt, Some(id.as_bytes()), 2 * DAY).unwrap();
+        let mut s = RfmLines::new();
+        let long = "an order id longer than fifteen bytes";
+        for (id, amt) in [("A", 1.0), ("A", 2.0), ("B", 3.0), ("A", 4.0), ("C", -1.0), ("B", 0.0), (long, 1.0), (long, 1.0), ("", 1.0)] {
+            s.update(DAY, amt, id.as_bytes(), 2 * DAY).unwrap();
         }
         let f = s.finalize().unwrap();
-        assert_eq!(f.frequency, 2, "A and B; C is only a return");
-        assert_eq!(f.monetary, 9.0);
+        assert_eq!(f.frequency, 4, "A, B, the long id and the empty id; C is only a return");
+        assert_eq!(f.monetary, 12.0);
+        let back = RfmLines::deserialize(&s.serialize()).unwrap();
+        assert_eq!(back.finalize(), s.finalize());
     }
 
     #[test]
     fn only_returns_and_empty() {
-        assert!(RfmState::new(false).finalize().is_none());
-        let mut s = RfmState::new(false);
-        s.update(DAY, -5.0, None, 2 * DAY).unwrap();
+        assert!(RfmCore::default().finalize().is_none());
+        assert!(RfmLines::new().finalize().is_none());
+        let mut s = RfmCore::default();
+        s.update(DAY, -5.0, 2 * DAY).unwrap();
         let f = s.finalize().unwrap();
         assert_eq!((f.recency, f.frequency, f.monetary, f.avg_order_value), (None, 0, -5.0, None));
     }
 
     #[test]
     fn bad_rows_are_errors() {
-        let mut s = RfmState::new(false);
-        assert!(s.update(3 * DAY, 1.0, None, 2 * DAY).is_err(), "after as_of");
-        assert!(s.update(DAY, f64::NAN, None, 2 * DAY).is_err());
-        assert!(s.update(DAY, f64::INFINITY, None, 2 * DAY).is_err());
-        assert!(s.update(i64::MIN, 1.0, None, 2 * DAY).is_err());
-        assert!(s.update(DAY, 1.0, None, i64::MAX).is_err(), "as_of infinity (fresh state)");
-        let mut t = RfmState::new(false);
-        t.update(DAY, 1.0, None, 2 * DAY).unwrap();
-        assert!(t.update(DAY, 1.0, None, 3 * DAY).is_err(), "as_of changes within a group");
+        let mut s = RfmCore::default();
+        assert!(s.update(3 * DAY, 1.0, 2 * DAY).is_err(), "after as_of");
+        assert!(s.update(DAY, f64::NAN, 2 * DAY).is_err());
+        assert!(s.update(DAY, f64::INFINITY, 2 * DAY).is_err());
+        assert!(s.update(i64::MIN, 1.0, 2 * DAY).is_err());
+        assert!(RfmCore::default().update(DAY, 1.0, i64::MAX).is_err(), "as_of infinity");
+        let mut t = RfmCore::default();
+        t.update(DAY, 1.0, 2 * DAY).unwrap();
+        assert!(t.update(DAY, 1.0, 3 * DAY).is_err(), "as_of changes within a group");
     }
 
     #[test]
@@ -312,25 +411,26 @@ mod tests {
             .map(|i| ((i * 7919 % 365) as i64 * DAY, ((i * 31) % 97) as f64 - 10.0, format!("o{}", i % 37)))
             .collect();
         let as_of = 400 * DAY;
-        let mut serial = RfmState::new(true);
+        let mut serial = RfmLines::new();
         for (t, a, o) in &rows {
-            serial.update(*t, *a, Some(o.as_bytes()), as_of).unwrap();
+            serial.update(*t, *a, o.as_bytes(), as_of).unwrap();
         }
         for split in [0, 1, 50, 199, 200] {
-            let mut a = RfmState::new(true);
-            let mut b = RfmState::new(true);
+            let mut a = RfmLines::new();
+            let mut b = RfmLines::new();
             for (i, (t, am, o)) in rows.iter().enumerate() {
                 let s = if i < split { &mut a } else { &mut b };
-                s.update(*t, *am, Some(o.as_bytes()), as_of).unwrap();
+                s.update(*t, *am, o.as_bytes(), as_of).unwrap();
             }
-            let mut b2 = RfmState::deserialize(&b.serialize()).unwrap();
-            let mut a2 = RfmState::deserialize(&a.serialize()).unwrap();
+            let mut b2 = RfmLines::deserialize(&b.serialize()).unwrap();
+            let mut a2 = RfmLines::deserialize(&a.serialize()).unwrap();
             a2.merge(&mut b2).unwrap();
             let (x, y) = (a2.finalize().unwrap(), serial.finalize().unwrap());
             assert_eq!(x.frequency, y.frequency);
             assert_eq!(x.recency, y.recency);
             assert!((x.monetary - y.monetary).abs() < 1e-9);
         }
-        assert!(RfmState::deserialize(&[9]).is_err());
+        assert!(RfmLines::deserialize(&[9]).is_err());
+        assert!(RfmCore::deserialize(&[1, 2, 3]).is_err());
     }
 }

@@ -33,16 +33,21 @@ impl Rng {
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
-    /// `m` distinct indices of 0..n in random order (partial Fisher-Yates).
+    /// `m` distinct indices of 0..n, ascending (Knuth's selection sampling: one pass,
+    /// memory for the sample only).
     pub fn sample(&mut self, n: usize, m: usize) -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..n).collect();
         let m = m.min(n);
-        for i in 0..m {
-            let j = i + self.below((n - i) as u64) as usize;
-            idx.swap(i, j);
+        let mut out = Vec::with_capacity(m);
+        for i in 0..n {
+            if out.len() == m {
+                break;
+            }
+            // Take i with probability (still needed) / (still left).
+            if self.below((n - i) as u64) < (m - out.len()) as u64 {
+                out.push(i);
+            }
         }
-        idx.truncate(m);
-        idx
+        out
     }
 }
 

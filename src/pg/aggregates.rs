@@ -3,10 +3,12 @@
 
 use pgrx::pg_sys::{Datum, FunctionCallInfo};
 
-use super::error::{null_not_allowed, OrRaise};
+use pgrx::PgSqlErrorCode;
+
+use super::error::{null_not_allowed, raise, OrRaise};
 use super::fmgr::*;
 use crate::core::quantile::{BreaksState, IqrState};
-use crate::core::rfm::RfmState;
+use crate::core::rfm::{RfmCore, RfmLines, RfmSummary};
 use crate::core::Partial;
 
 fn combine<T: Partial>(fcinfo: FunctionCallInfo, name: &str) -> Datum {
@@ -33,52 +35,70 @@ fn serial<T: Partial>(fcinfo: FunctionCallInfo) -> Datum {
     }
 }
 
-fn deserial<T: Partial>(fcinfo: FunctionCallInfo) -> Datum {
-    match bytes_arg(fcinfo, 0) {
-        Some(b) => {
-            let s = T::deserialize(b).or_raise();
-            let ctx = unsafe { pgrx::pg_sys::CurrentMemoryContext };
-            Datum::from(alloc_in(ctx, s))
-        }
-        None => return_null(fcinfo),
+/// Deserializes into a buffer kept in fn_extra and reused for every row: PostgreSQL hands
+/// the value straight to the combine function, which moves its contents into the group's
+/// own state, so no allocation per partial state is needed.
+fn deserial<T: Partial + 'static>(fcinfo: FunctionCallInfo) -> Datum {
+    let Some(b) = bytes_arg(fcinfo, 0) else { return return_null(fcinfo) };
+    let slot: &mut Option<T> = fn_cache(fcinfo, || None);
+    match slot.insert(T::deserialize(b).or_raise()) {
+        s => state_datum(s),
     }
 }
 
+fn rfm_final_with<T>(fcinfo: FunctionCallInfo, summary: impl Fn(&T) -> Option<RfmSummary>) -> Datum {
+    let Some(summary) = state_arg::<T>(fcinfo, 0).and_then(|s| summary(s)) else {
+        return return_null(fcinfo);
+    };
+    if !summary.monetary.is_finite() {
+        raise(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, "rfm: monetary is out of range for float8");
+    }
+    let td = *fn_cache(fcinfo, || result_tupdesc(fcinfo));
+    composite(td, &[
+        summary.recency.map(f64_datum),
+        Some(Datum::from(summary.frequency)),
+        Some(f64_datum(summary.monetary)),
+        summary.first_purchase.map(Datum::from),
+        summary.last_purchase.map(Datum::from),
+        summary.tenure.map(f64_datum),
+        summary.avg_order_value.map(f64_datum),
+    ])
+}
+
+fn as_of_arg(fcinfo: FunctionCallInfo) -> i64 {
+    i64_arg(fcinfo, nargs(fcinfo) - 1).unwrap_or_else(|| null_not_allowed("rfm: as_of must not be NULL"))
+}
+
 pg_v1! {
-    // rfm(order_ts, amount, as_of) and rfm(order_ts, amount, order_id, as_of)
+    // rfm(order_ts, amount, as_of): one order per row
     fn rfm_trans(fcinfo) -> Datum {
-        let with_orders = nargs(fcinfo) == 5;
-        let state = agg_state(fcinfo, 0, "rfm", || RfmState::new(with_orders));
-        let as_of = i64_arg(fcinfo, nargs(fcinfo) - 1)
-            .unwrap_or_else(|| null_not_allowed("rfm: as_of must not be NULL"));
+        let state = agg_state(fcinfo, 0, "rfm", RfmCore::default);
+        let as_of = as_of_arg(fcinfo);
         if let (Some(ts), Some(amount)) = (i64_arg(fcinfo, 1), f64_arg(fcinfo, 2)) {
-            let order_id = if with_orders { bytes_arg(fcinfo, 3) } else { None };
-            if !with_orders || order_id.is_some() {
-                state.update(ts, amount, order_id, as_of).or_raise();
-            }
+            state.update(ts, amount, as_of).or_raise();
         }
         state_datum(state)
     }
 
-    fn rfm_combine(fcinfo) -> Datum { combine::<RfmState>(fcinfo, "rfm") }
-    fn rfm_serial(fcinfo) -> Datum { serial::<RfmState>(fcinfo) }
-    fn rfm_deserial(fcinfo) -> Datum { deserial::<RfmState>(fcinfo) }
+    fn rfm_combine(fcinfo) -> Datum { combine::<RfmCore>(fcinfo, "rfm") }
+    fn rfm_serial(fcinfo) -> Datum { serial::<RfmCore>(fcinfo) }
+    fn rfm_deserial(fcinfo) -> Datum { deserial::<RfmCore>(fcinfo) }
+    fn rfm_final(fcinfo) -> Datum { rfm_final_with::<RfmCore>(fcinfo, RfmCore::finalize) }
 
-    fn rfm_final(fcinfo) -> Datum {
-        let Some(summary) = state_arg::<RfmState>(fcinfo, 0).and_then(|s| s.finalize()) else {
-            return return_null(fcinfo);
-        };
-        let td = *fn_cache(fcinfo, || result_tupdesc(fcinfo));
-        composite(td, &[
-            summary.recency.map(f64_datum),
-            Some(Datum::from(summary.frequency)),
-            Some(f64_datum(summary.monetary)),
-            summary.first_purchase.map(Datum::from),
-            summary.last_purchase.map(Datum::from),
-            summary.tenure.map(f64_datum),
-            summary.avg_order_value.map(f64_datum),
-        ])
+    // rfm(order_ts, amount, order_id, as_of): rows are order lines
+    fn rfm_lines_trans(fcinfo) -> Datum {
+        let state = agg_state(fcinfo, 0, "rfm", RfmLines::new);
+        let as_of = as_of_arg(fcinfo);
+        if let (Some(ts), Some(amount), Some(id)) = (i64_arg(fcinfo, 1), f64_arg(fcinfo, 2), bytes_arg(fcinfo, 3)) {
+            state.update(ts, amount, id, as_of).or_raise();
+        }
+        state_datum(state)
     }
+
+    fn rfm_lines_combine(fcinfo) -> Datum { combine::<RfmLines>(fcinfo, "rfm") }
+    fn rfm_lines_serial(fcinfo) -> Datum { serial::<RfmLines>(fcinfo) }
+    fn rfm_lines_deserial(fcinfo) -> Datum { deserial::<RfmLines>(fcinfo) }
+    fn rfm_lines_final(fcinfo) -> Datum { rfm_final_with::<RfmLines>(fcinfo, RfmLines::finalize) }
 
     // iqr_bounds(x) and iqr_bounds(x, k)
     fn iqr_trans(fcinfo) -> Datum {

@@ -15,6 +15,8 @@ struct Cached {
     /// Where recency, frequency and monetary go in the model's feature order.
     rfm: Option<[usize; 3]>,
     row: Vec<f64>,
+    /// Each cluster's label as a text datum in fn_mcxt, returned as is by rfm_segment.
+    labels: Vec<Datum>,
 }
 
 fn load(fcinfo: FunctionCallInfo, name: &[u8]) -> Cached {
@@ -26,7 +28,13 @@ fn load(fcinfo: FunctionCallInfo, name: &[u8]) -> Cached {
         _ => None,
     };
     let row = vec![0.0; model.features.len()];
-    Cached { name: name.to_vec(), model, rfm, row }
+    let labels = unsafe {
+        let old = pgrx::pg_sys::MemoryContextSwitchTo((*(*fcinfo).flinfo).fn_mcxt);
+        let labels = model.clusters.iter().map(|c| text_datum(&c.label)).collect();
+        pgrx::pg_sys::MemoryContextSwitchTo(old);
+        labels
+    };
+    Cached { name: name.to_vec(), model, rfm, row, labels }
 }
 
 /// Index into the model's clusters for this call's features; None for a NULL feature.
@@ -77,7 +85,7 @@ pg_v1! {
     // rfm_segment(model, recency, frequency, monetary) and rfm_segment(model, features[])
     fn rfm_segment(fcinfo) -> Datum {
         match nearest(fcinfo, "rfm_segment") {
-            Some((i, c)) => text_datum(&c.model.clusters[i].label),
+            Some((i, c)) => c.labels[i],
             None => return_null(fcinfo),
         }
     }

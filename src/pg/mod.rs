@@ -3,6 +3,7 @@
 //! version-1 C functions so that aggregates can use `internal` states.
 
 pub mod error;
+pub mod gucs;
 #[macro_use]
 pub mod fmgr;
 pub mod aggregates;

@@ -1,7 +1,9 @@
 //! Reading numeric feature columns of a table, view or materialized view through SPI,
 //! with the caller's privileges and properly quoted identifiers.
 
-use pgrx::pg_sys::Oid;
+use std::ffi::CString;
+
+use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::{Spi, SpiClient, SpiResult};
 use pgrx::PgSqlErrorCode;
 
@@ -20,11 +22,12 @@ fn spi_fail(e: impl std::fmt::Display) -> ! {
     raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("pg_rfm: SPI failed: {e}"))
 }
 
-/// The relation's name as SQL text (quoted, schema-qualified when not on search_path),
-/// after checking that it can be read from and has the features as numeric columns.
-fn check_relation(client: &SpiClient<'_>, source: Oid, features: &[String]) -> SpiResult<String> {
+/// The relation's name as SQL text (quoted, schema-qualified when not on search_path) and
+/// its estimated row count, after checking that it has the features as numeric columns.
+fn check_relation(client: &SpiClient<'_>, source: Oid, features: &[String]) -> SpiResult<(String, usize)> {
     let table = client.select(
-        "SELECT c.relkind::text, c.oid::regclass::text FROM pg_catalog.pg_class c WHERE c.oid = $1",
+        "SELECT c.relkind::text, c.oid::regclass::text, greatest(c.reltuples, 0)::int8
+         FROM pg_catalog.pg_class c WHERE c.oid = $1",
         None,
         &[source.into()],
     )?;
@@ -33,6 +36,7 @@ fn check_relation(client: &SpiClient<'_>, source: Oid, features: &[String]) -> S
     };
     let kind: String = row.get(1)?.unwrap_or_default();
     let name: String = row.get(2)?.unwrap_or_default();
+    let estimate = row.get::<i64>(3)?.unwrap_or(0).max(0) as usize;
     if !matches!(kind.as_str(), "r" | "v" | "m" | "p" | "f") {
         raise(PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE, format!("\"{name}\" is not a table, view or materialized view"));
     }
@@ -57,40 +61,57 @@ fn check_relation(client: &SpiClient<'_>, source: Oid, features: &[String]) -> S
             Some(_) => {}
         }
     }
-    Ok(name)
+    Ok((name, estimate))
 }
 
 /// Reads `features` of every row of `source` as float8, `check` between batches.
+/// Raw SPI with a read-only cursor: each batch is freed once copied, so memory stays at
+/// the rows' floats, and the rows are those of the calling statement's snapshot.
 pub fn read(source: Oid, features: &[String], check: &mut dyn FnMut()) -> Rows {
     let d = features.len();
-    let result: SpiResult<Rows> = Spi::connect(|client| {
-        let relation = check_relation(client, source, features)?;
-        let cols: Vec<String> = features.iter().map(|f| format!("{}::float8", quote_ident(f))).collect();
-        let query = format!("SELECT {} FROM {relation}", cols.join(", "));
-        let mut cursor = client.try_open_cursor(query.as_str(), &[])?;
-        let mut data = Vec::new();
-        let mut skipped = 0u64;
-        let mut row_buf = vec![0.0; d];
+    let (relation, estimate) = Spi::connect(|client| check_relation(client, source, features)).unwrap_or_else(|e| spi_fail(e));
+    let cols: Vec<String> = features.iter().map(|f| format!("{}::float8", quote_ident(f))).collect();
+    let query = format!("SELECT {} FROM {relation}", cols.join(", "));
+    let query = CString::new(query).unwrap_or_else(|_| raise(PgSqlErrorCode::ERRCODE_INVALID_NAME, "identifier contains NUL"));
+    let mut data = Vec::with_capacity(estimate.clamp(0, 1 << 28) * d);
+    let mut skipped = 0u64;
+    let mut values = vec![pg_sys::Datum::from(0usize); d];
+    let mut nulls = vec![false; d];
+    unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            spi_fail("SPI_connect");
+        }
+        let plan = pg_sys::SPI_prepare(query.as_ptr(), 0, std::ptr::null_mut());
+        if plan.is_null() {
+            spi_fail("SPI_prepare");
+        }
+        let portal = pg_sys::SPI_cursor_open(std::ptr::null(), plan, std::ptr::null_mut(), std::ptr::null(), true);
         loop {
             check();
-            let batch = cursor.fetch(20_000)?;
-            if batch.is_empty() {
+            pg_sys::SPI_cursor_fetch(portal, true, 10_000);
+            let table = pg_sys::SPI_tuptable;
+            let n = pg_sys::SPI_processed as usize;
+            if n == 0 || table.is_null() {
                 break;
             }
-            'rows: for row in batch {
-                for (j, slot) in row_buf.iter_mut().enumerate() {
-                    match row.get::<f64>(j + 1)? {
-                        Some(v) if v.is_finite() => *slot = v,
-                        _ => {
-                            skipped += 1;
-                            continue 'rows;
-                        }
+            for i in 0..n {
+                pg_sys::heap_deform_tuple(*(*table).vals.add(i), (*table).tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
+                let start = data.len();
+                for j in 0..d {
+                    let v = f64::from_bits(values[j].value() as u64);
+                    if nulls[j] || !v.is_finite() {
+                        data.truncate(start);
+                        skipped += 1;
+                        break;
                     }
+                    data.push(v);
                 }
-                data.extend_from_slice(&row_buf);
             }
+            pg_sys::SPI_freetuptable(table);
         }
-        Ok(Rows { relation, data, skipped })
-    });
-    result.unwrap_or_else(|e| spi_fail(e))
+        pg_sys::SPI_cursor_close(portal);
+        pg_sys::SPI_finish();
+    }
+    data.shrink_to_fit();
+    Rows { relation, data, skipped }
 }

@@ -64,7 +64,8 @@ fn options(fcinfo: FunctionCallInfo, k: Option<usize>, first: usize, with_select
     let max_iter = count(i32_arg(fcinfo, next()), "max_iter");
     let tolerance = required(f64_arg(fcinfo, next()), "tolerance");
     let seed = required(i64_arg(fcinfo, next()), "seed") as u64;
-    Options { k, k_min, k_max, select_k, outliers, log_features, standardize, n_init, max_iter, tolerance, seed }
+    let threads = super::gucs::threads();
+    Options { k, k_min, k_max, select_k, outliers, log_features, standardize, n_init, max_iter, tolerance, seed, threads }
 }
 
 fn options_json(o: &Options) -> Value {

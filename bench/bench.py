@@ -1,0 +1,398 @@
+"""pg_rfm benchmarks: each pg_rfm measurement next to its peer, in the same session, same
+data, warm caches; medians, min-max and ratios written to BENCHMARKS.md.
+
+Run by bench/run.sh, which starts a throwaway cluster and the Python environment.
+"""
+
+import argparse
+import datetime
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import time
+
+import numpy as np
+import pandas as pd
+import psycopg
+import sklearn
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+AS_OF = "2011-12-10 00:00+00"
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.conn = psycopg.connect(autocommit=True)
+        self.conn.execute("SET client_min_messages = warning")
+        self.rows = []  # (id, what, ours, peer, target, note)
+        self.scaling = []
+        self.extra = []
+
+    # ------------------------------------------------------------------ helpers
+    def q(self, sql, params=None):
+        return self.conn.execute(sql, params).fetchall()
+
+    def timed_sql(self, sql, reps=None, setup=None):
+        times = []
+        for _ in range(reps or self.args.reps):
+            if setup:
+                setup()
+            t0 = time.perf_counter()
+            self.conn.execute(sql).fetchall()
+            times.append(time.perf_counter() - t0)
+        return times
+
+    @staticmethod
+    def timed_fn(fn, reps):
+        times, last = [], None
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            last = fn()
+            times.append(time.perf_counter() - t0)
+        return times, last
+
+    def pair(self, pid, what, ours, peer, target, note=""):
+        r = statistics.median(ours) / statistics.median(peer)
+        self.rows.append((pid, what, ours, peer, target, r, note))
+        log(f"{pid}: pg_rfm {statistics.median(ours):.3f}s, peer {statistics.median(peer):.3f}s, ratio {r:.2f} (target <= {target})")
+
+    # ------------------------------------------------------------------ data
+    def load_lines(self, table, lines):
+        customers = max(1000, lines // 50)
+        exists = self.q("SELECT to_regclass(%s) IS NOT NULL", (table,))[0][0]
+        if exists and self.q(f"SELECT count(*) FROM {table}")[0][0] > 0:
+            return
+        log(f"generating {lines:,} lines, {customers:,} customers into {table}")
+        self.conn.execute(f"CREATE TABLE {table} (invoice text, stock_code text, quantity int,"
+                          " invoice_date timestamptz, price float8, customer_id int, country text)")
+        gen = subprocess.Popen([os.environ["RFM_GEN"], "--lines", str(lines), "--customers", str(customers),
+                                "--seed", "42"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        with self.conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+            while chunk := gen.stdout.read(1 << 20):
+                copy.write(chunk)
+        gen.wait()
+        self.conn.execute(f"VACUUM ANALYZE {table}")
+
+    def make_customers(self, table, n):
+        """RFM-like customers (skewed frequency and monetary, 4 behaviours), deterministic."""
+        exists = self.q("SELECT to_regclass(%s) IS NOT NULL", (table,))[0][0]
+        if exists:
+            return
+        log(f"generating {n:,} customers into {table}")
+        self.conn.execute("SELECT setseed(0.42)")
+        self.conn.execute(f"""
+            CREATE TABLE {table} AS
+            SELECT i AS customer_id,
+                   (random() * (150 + 200 * (i % 4)))::float8 AS recency,
+                   (1 + floor(-ln(1 - random()) * (1 + 8 * (i % 4))))::float8 AS frequency,
+                   exp(4 + 0.8 * (i % 4) + 1.2 * random())::float8 AS monetary
+            FROM generate_series(1, {n}) i""")
+        self.conn.execute(f"VACUUM ANALYZE {table}")
+
+    def warm(self, table):
+        for _ in range(2):
+            self.q(f"SELECT count(*) FROM {table}")
+
+    # ------------------------------------------------------------------ P1, P2
+    def p1_p2(self, table):
+        self.warm(table)
+        where = "WHERE customer_id IS NOT NULL"
+        rfm3 = (f"SELECT count(*) FROM (SELECT customer_id, rfm(invoice_date, quantity * price, '{AS_OF}') r"
+                f" FROM {table} {where} GROUP BY customer_id) s WHERE r IS NOT NULL")
+        peer3 = (f"SELECT count(*) FROM (SELECT customer_id, max(invoice_date) a, count(*) b, sum(quantity * price) c"
+                 f" FROM {table} {where} GROUP BY customer_id) s WHERE (a, b, c) IS NOT NULL")
+        rfm4 = (f"SELECT count(*) FROM (SELECT customer_id, rfm(invoice_date, quantity * price, invoice, '{AS_OF}') r"
+                f" FROM {table} {where} GROUP BY customer_id) s WHERE r IS NOT NULL")
+        peer4 = (f"SELECT count(*) FROM (SELECT customer_id, max(invoice_date) a, count(DISTINCT invoice) b,"
+                 f" sum(quantity * price) c FROM {table} {where} GROUP BY customer_id) s WHERE (a, b, c) IS NOT NULL")
+        floor = (f"SELECT count(*) FROM (SELECT customer_id, count(*) c FROM {table} {where} GROUP BY customer_id) s"
+                 f" WHERE c IS NOT NULL")
+        ours_a = self.timed_sql(rfm3)
+        self.pair("P1a", "`rfm(ts, amount, as_of)` per customer vs `max, count(*), sum` per customer",
+                  ours_a, self.timed_sql(peer3), 1.0)
+        self.pair("P1b", "`rfm(ts, amount, order_id, as_of)` vs `max, count(DISTINCT order_id), sum`",
+                  self.timed_sql(rfm4), self.timed_sql(peer4), 0.5)
+        self.pair("P1c", "P1a vs the grouping floor `count(*) GROUP BY customer_id`",
+                  ours_a, self.timed_sql(floor), 1.1)
+        iqr = f"SELECT iqr_bounds(price) IS NOT NULL FROM {table}"
+        pct = f"SELECT percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY price) IS NOT NULL FROM {table}"
+        self.conn.execute("SET max_parallel_workers_per_gather = 0")
+        self.pair("P2", "`iqr_bounds(x)` over all lines vs `percentile_cont(ARRAY[.25,.5,.75])`, serial",
+                  self.timed_sql(iqr), self.timed_sql(pct), 0.5, "max_parallel_workers_per_gather = 0")
+        self.conn.execute("RESET max_parallel_workers_per_gather")
+        self.pair("P2p", "the same with parallel workers allowed (2)",
+                  self.timed_sql(iqr), self.timed_sql(pct), 0.5,
+                  "ordered-set aggregates cannot run in parallel; iqr_bounds can")
+        return statistics.median(ours_a)
+
+    # ------------------------------------------------------------------ P3, P5
+    def python_fetch_preprocess(self, table):
+        rows = self.conn.execute(f"SELECT recency, frequency, monetary FROM {table}").fetchall()
+        raw = np.array(rows, dtype=float)
+        q1, q3 = np.percentile(raw, [25, 75], axis=0)
+        x = np.clip(raw, q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1))
+        x[:, 1:] = np.log1p(x[:, 1:])
+        return (x - x.mean(axis=0)) / x.std(axis=0)
+
+    def p3(self, table):
+        self.warm(table)
+        ours, inertia = [], None
+        for _ in range(self.args.reps):
+            t0 = time.perf_counter()
+            inertia = self.q(f"SELECT inertia FROM rfm_train('p3', '{table}', k => 4, n_init => 10)")[0][0]
+            ours.append(time.perf_counter() - t0)
+
+        def peer():
+            x = self.python_fetch_preprocess(table)
+            return KMeans(n_clusters=4, n_init=10, random_state=0).fit(x).inertia_
+        peer_t, sk_inertia = self.timed_fn(peer, self.args.reps)
+        self.pair("P3", f"`rfm_train` k = 4, n_init = 10 on {self.args.p3_customers:,} customers vs psycopg fetch"
+                  " + numpy preprocessing + scikit-learn `KMeans(4, n_init=10)`", ours, peer_t, 1.0,
+                  f"inertia {inertia:.1f} vs scikit-learn {sk_inertia:.1f} (ratio {inertia / sk_inertia:.4f})")
+        self.extra.append(("P3 inertia ratio (pg_rfm / scikit-learn)", f"{inertia / sk_inertia:.4f}", "<= 1.01"))
+
+    def p3b(self, table):
+        reps = self.args.reps
+        ours = self.timed_sql(f"SELECT k FROM rfm_train('p3b', '{table}', k_min => 2, k_max => 10)", reps)
+        chosen = self.q("SELECT k FROM rfm_models WHERE model = 'p3b' AND active")[0][0]
+
+        def peer():
+            x = self.python_fetch_preprocess(table)
+            best = None
+            for k in range(2, 11):
+                labels = KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(x)
+                s = silhouette_score(x, labels, sample_size=min(10_000, len(x)), random_state=0)
+                if best is None or s > best[1]:
+                    best = (k, s)
+            return best[0]
+        peer_t, sk_k = self.timed_fn(peer, reps)
+        self.pair("P3b", "`rfm_train` automatic k (2..10, silhouette on 10,000 sampled rows) vs the same search"
+                  " in scikit-learn", ours, peer_t, 1.0, f"chosen k: pg_rfm {chosen}, scikit-learn {sk_k}")
+
+    def p5(self, table):
+        self.conn.execute("DROP TABLE IF EXISTS p5_tiny")
+        self.conn.execute(f"CREATE TABLE p5_tiny AS SELECT * FROM {table} LIMIT 1000")
+        n = self.q(f"SELECT count(*) FROM {table}")[0][0]
+        raw = n * 3 * 8
+        deltas = []
+        for _ in range(self.args.reps):
+            with psycopg.connect(autocommit=True) as c:
+                c.execute("SET client_min_messages = warning")
+                pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+                # Baseline: the library loaded, catalogs cached and the table's pages mapped,
+                # so the growth measured is what training itself allocates.
+                c.execute("SELECT rfm_train('p5_warmup', 'p5_tiny', k => 2, n_init => 1)").fetchone()
+                c.execute(f"SELECT sum(recency + frequency + monetary) FROM {table}").fetchone()
+                before = vmhwm(pid)
+                c.execute(f"SELECT rfm_train('p5', '{table}', k => 4, n_init => 10)").fetchone()
+                deltas.append(vmhwm(pid) - before)
+        med = statistics.median(deltas)
+        self.rows.append(("P5", f"peak backend memory growth during P3 (VmHWM) vs raw feature bytes"
+                          f" ({n:,} x 3 x 8 = {raw / 2**20:.1f} MiB)", [d / 2**20 for d in deltas], [raw / 2**20] * 1,
+                          3.0, med / raw, "MiB, not seconds; baseline VmHWM taken after scanning the table"))
+        log(f"P5: VmHWM growth {med / 2**20:.1f} MiB, {med / raw:.2f} x raw")
+
+    # ------------------------------------------------------------------ P4
+    def p4(self, table, model_source):
+        self.q(f"SELECT rfm_train('p4', '{model_source}', k => 4)")
+        label = self.q("SELECT label FROM rfm_centroids c JOIN rfm_models m USING (model, version)"
+                       " WHERE m.model = 'p4' AND m.active ORDER BY c.cluster LIMIT 1")[0][0]
+        self.warm(table)
+        ours = self.timed_sql(f"SELECT count(*) FROM {table} WHERE rfm_segment('p4', recency, frequency, monetary)"
+                              f" = '{label.replace(chr(39), chr(39) * 2)}'")
+        peer = self.timed_sql(f"SELECT count(*) FROM {table} WHERE recency + frequency + monetary > 0")
+        self.pair("P4", f"`count(*) WHERE rfm_segment('m', r, f, m) = '{label}'` over"
+                  f" {self.args.p4_rows:,} rows vs `WHERE r + f + m > 0`", ours, peer, 2.0)
+
+    # ------------------------------------------------------------------ P0
+    def p0(self, table):
+        ours_sql = f"""
+            DROP TABLE IF EXISTS p0_rfm, p0_labels;
+            CREATE TABLE p0_rfm AS
+              SELECT customer_id, (rfm(invoice_date, quantity * price, invoice, '{AS_OF}')).*
+              FROM (SELECT DISTINCT * FROM {table}
+                    WHERE customer_id IS NOT NULL AND invoice NOT LIKE 'C%' AND quantity > 0 AND price > 0) c
+              GROUP BY customer_id;
+            SELECT rfm_train('p0', 'p0_rfm', k => 4, n_init => 10);
+            CREATE TABLE p0_labels AS
+              SELECT customer_id, rfm_segment('p0', recency, frequency, monetary) AS segment FROM p0_rfm;
+        """
+
+        def ours():
+            with self.conn.transaction():
+                self.conn.execute(ours_sql)
+        ours_t, _ = self.timed_fn(ours, self.args.reps)
+
+        def peer():
+            buf = bytearray()
+            with self.conn.cursor().copy(f"COPY {table} TO STDOUT") as copy:
+                for data in copy:
+                    buf += data
+            import io
+            df = pd.read_csv(io.BytesIO(buf), sep="\t", header=None, na_values=["\\N"], keep_default_na=False,
+                             names=["invoice", "stock_code", "quantity", "invoice_date", "price", "customer_id", "country"],
+                             dtype={"invoice": str, "stock_code": str, "country": str})
+            df = df[df.customer_id.notna() & ~df.invoice.str.startswith("C") & (df.quantity > 0) & (df.price > 0)]
+            df = df.drop_duplicates()
+            df["invoice_date"] = pd.to_datetime(df.invoice_date, utc=True)
+            df["amount"] = df.quantity * df.price
+            as_of = pd.Timestamp(AS_OF)
+            g = df.groupby("customer_id").agg(last=("invoice_date", "max"), frequency=("invoice", "nunique"),
+                                               monetary=("amount", "sum"))
+            g["recency"] = (as_of - g["last"]).dt.total_seconds() / 86400
+            raw = g[["recency", "frequency", "monetary"]].to_numpy(dtype=float)
+            q1, q3 = np.percentile(raw, [25, 75], axis=0)
+            x = np.clip(raw, q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1))
+            x[:, 1:] = np.log1p(x[:, 1:])
+            x = (x - x.mean(axis=0)) / x.std(axis=0)
+            labels = KMeans(n_clusters=4, n_init=10, random_state=0).fit_predict(x)
+            self.conn.execute("DROP TABLE IF EXISTS p0_py_labels")
+            self.conn.execute("CREATE TABLE p0_py_labels (customer_id int, cluster int)")
+            with self.conn.cursor().copy("COPY p0_py_labels FROM STDIN") as copy:
+                for cid, lab in zip(g.index.astype(int), labels):
+                    copy.write_row((int(cid), int(lab)))
+            return len(g)
+        peer_t, n = self.timed_fn(peer, self.args.reps)
+        ours_n = self.q("SELECT count(*) FROM p0_labels")[0][0]
+        self.pair("P0", "whole job: raw lines -> cleaned -> `rfm` -> `rfm_train` (k = 4) -> every customer labelled"
+                  " into a table vs psycopg COPY -> pandas cleaning and groupby -> numpy -> scikit-learn -> COPY back",
+                  ours_t, peer_t, 0.2, f"customers labelled: pg_rfm {ours_n:,}, Python {n:,}")
+
+    # ------------------------------------------------------------------ scaling
+    def scaling_p1a(self, sizes):
+        for lines in sizes:
+            table = f"lines_{lines}"
+            self.load_lines(table, lines)
+            self.warm(table)
+            reps = 3 if lines >= 50_000_000 else self.args.reps
+            t = self.timed_sql(f"SELECT count(*) FROM (SELECT customer_id, rfm(invoice_date, quantity * price, '{AS_OF}') r"
+                               f" FROM {table} WHERE customer_id IS NOT NULL GROUP BY customer_id) s WHERE r IS NOT NULL", reps)
+            self.scaling.append(("P1a", f"{lines:,} lines", t))
+            log(f"scaling P1a {lines:,}: {statistics.median(t):.3f}s")
+
+    def scaling_p3(self, sizes):
+        for n in sizes:
+            table = f"customers_{n}"
+            self.make_customers(table, n)
+            reps = 3 if n >= 5_000_000 else self.args.reps
+            t = self.timed_sql(f"SELECT k FROM rfm_train('scale', '{table}', k => 4, n_init => 10)", reps)
+            self.scaling.append(("P3", f"{n:,} customers", t))
+            log(f"scaling P3 {n:,}: {statistics.median(t):.3f}s")
+
+
+def vmhwm(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM")
+
+
+def fmt(ts, unit="s"):
+    return f"{statistics.median(ts):.3f} ({min(ts):.3f}-{max(ts):.3f})" if unit == "s" else f"{statistics.median(ts):.1f}"
+
+
+def write_report(b, args, started, path):
+    conn = b.conn
+    settings = conn.execute(
+        "SELECT name, setting, unit FROM pg_settings WHERE source NOT IN ('default', 'override')"
+        " AND name NOT IN ('port', 'unix_socket_directories', 'listen_addresses', 'data_directory',"
+        " 'config_file', 'hba_file', 'ident_file', 'lc_messages', 'lc_monetary', 'lc_numeric', 'lc_time',"
+        " 'log_line_prefix', 'log_timezone', 'TimeZone', 'DateStyle', 'default_text_search_config',"
+        " 'application_name', 'client_encoding', 'transaction_isolation', 'client_min_messages')"
+        " ORDER BY name").fetchall()
+    version = conn.execute("SELECT version()").fetchone()[0]
+    ext = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_rfm'").fetchone()[0]
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?")
+    out = []
+    out.append("# pg_rfm benchmarks\n")
+    out.append(f"Written by `bench/run.sh` on {started:%Y-%m-%d %H:%M} UTC in {(datetime.datetime.utcnow() - started).total_seconds() / 60:.1f} min. "
+               f"Each row: pg_rfm and its peer measured in the same PostgreSQL session on the same data with warm "
+               f"caches, {args.reps} repetitions each; times are median (min-max) in seconds; ratio = median pg_rfm / median peer.\n")
+    out.append(f"- Scale: {args.lines:,} invoice lines ({max(1000, args.lines // 50):,} customers) for P0-P2; "
+               f"{args.p3_customers:,} customers for P3/P5; {args.p4_rows:,} rows for P4.")
+    out.append(f"- Machine: {cpu}, {os.cpu_count()} cores, {int(mem) / 2**20:.1f} GiB; {platform.platform()}.")
+    out.append(f"- {version}; pg_rfm {ext} (release build, LTO), commit `{commit}`{' (with uncommitted changes)' if dirty else ''}.")
+    out.append(f"- Python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}, "
+               f"scikit-learn {sklearn.__version__}, psycopg {psycopg.__version__}.")
+    out.append("- PostgreSQL settings that differ from the defaults (pgrx-config/postgresql.conf): "
+               + ", ".join(f"`{n} = {s}{u or ''}`" for n, s, u in settings) + ".\n")
+    out.append("| id | what | pg_rfm | peer | ratio | target | met | note |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for pid, what, ours, peer, target, ratio, note in b.rows:
+        unit = "MiB" if pid == "P5" else "s"
+        o = fmt(ours, unit) + (" MiB" if unit == "MiB" else "")
+        p = (fmt(peer, unit) + " MiB") if unit == "MiB" else fmt(peer)
+        out.append(f"| {pid} | {what} | {o} | {p} | {ratio:.2f} | <= {target} | {'yes' if ratio <= target else '**no**'} | {note} |")
+    if b.extra:
+        out.append("")
+        for name, value, target in b.extra:
+            out.append(f"- {name}: {value} (target {target})")
+    if b.scaling:
+        out.append("\n## Scaling (pg_rfm alone)\n")
+        out.append("| measurement | size | seconds, median (min-max) |")
+        out.append("| --- | --- | --- |")
+        for what, size, t in b.scaling:
+            out.append(f"| {what} | {size} | {fmt(t)} |")
+    notes = ROOT / "bench" / "NOTES.md"
+    if notes.exists():
+        out.append("\n" + notes.read_text())
+    path.write_text("\n".join(out) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lines", type=int, default=10_000_000)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--p3-customers", type=int, default=1_000_000)
+    ap.add_argument("--p4-rows", type=int, default=10_000_000)
+    ap.add_argument("--scaling-lines", default="1000000,10000000")
+    ap.add_argument("--scaling-customers", default="100000,1000000,10000000")
+    ap.add_argument("--only", default="", help="comma-separated subset: P0,P1,P2,P3,P3b,P4,P5,scaling")
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
+    want = lambda k: not only or k in only
+    started = datetime.datetime.utcnow()
+    b = Bench(args)
+    b.conn.execute("CREATE EXTENSION IF NOT EXISTS pg_rfm")
+    lines_table = f"lines_{args.lines}"
+    b.load_lines(lines_table, args.lines)
+    if want("P1") or want("P2"):
+        b.p1_p2(lines_table)
+    if want("P0"):
+        b.p0(lines_table)
+    cust = f"customers_{args.p3_customers}"
+    b.make_customers(cust, args.p3_customers)
+    if want("P3"):
+        b.p3(cust)
+    if want("P5"):
+        b.p5(cust)
+    if want("P3b"):
+        b.p3b(cust)
+    if want("P4"):
+        rows = f"customers_{args.p4_rows}"
+        b.make_customers(rows, args.p4_rows)
+        b.p4(rows, cust)
+    if want("scaling"):
+        b.scaling_p1a([int(x) for x in args.scaling_lines.split(",") if x])
+        b.scaling_p3([int(x) for x in args.scaling_customers.split(",") if x])
+    write_report(b, args, started, pathlib.Path(args.out))
+    log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
