@@ -21,6 +21,12 @@ pub trait Partial: Sized {
     fn empty() -> Self;
     /// Folds `other` in; `other` may be left emptied.
     fn merge(&mut self, other: &mut Self) -> Result<(), CoreError>;
-    fn serialize(&self) -> Vec<u8>;
+    /// Appends the serialized state to `out`.
+    fn serialize_into(&self, out: &mut Vec<u8>);
+    fn serialize(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.serialize_into(&mut out);
+        out
+    }
     fn deserialize(buf: &[u8]) -> Result<Self, CoreError>;
 }

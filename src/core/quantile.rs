@@ -188,12 +188,13 @@ impl Partial for IqrState {
         self.values.append(&mut other.values);
         Ok(())
     }
-    fn serialize(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(24 + 8 * self.values.len());
+    fn serialize_into(&self, out: &mut Vec<u8>) {
+        let mut w = Writer { buf: std::mem::take(out) };
+        w.buf.reserve(24 + 8 * self.values.len());
         w.u8(self.k.is_some() as u8);
         w.f64(self.k.unwrap_or(0.0));
         w.f64s(&self.values);
-        w.buf
+        *out = w.buf;
     }
     fn deserialize(buf: &[u8]) -> Result<Self, CoreError> {
         let mut r = Reader::new(buf);
@@ -261,14 +262,15 @@ impl Partial for BreaksState {
         }
         Ok(())
     }
-    fn serialize(&self) -> Vec<u8> {
+    fn serialize_into(&self, out: &mut Vec<u8>) {
         let len = self.recency.len() + self.frequency.len() + self.monetary.len();
-        let mut w = Writer::with_capacity(48 + 8 * len);
+        let mut w = Writer { buf: std::mem::take(out) };
+        w.buf.reserve(48 + 8 * len);
         w.i64(self.n.map_or(-1, i64::from));
         w.f64s(&self.recency);
         w.f64s(&self.frequency);
         w.f64s(&self.monetary);
-        w.buf
+        *out = w.buf;
     }
     fn deserialize(buf: &[u8]) -> Result<Self, CoreError> {
         let mut r = Reader::new(buf);

@@ -257,10 +257,11 @@ impl Partial for RfmCore {
     fn merge(&mut self, other: &mut RfmCore) -> Result<(), CoreError> {
         self.merge_core(other)
     }
-    fn serialize(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(64);
+    fn serialize_into(&self, out: &mut Vec<u8>) {
+        let mut w = Writer { buf: std::mem::take(out) };
+        w.buf.reserve(64);
         self.write(&mut w);
-        w.buf
+        *out = w.buf;
     }
     fn deserialize(buf: &[u8]) -> Result<RfmCore, CoreError> {
         let mut r = Reader::new(buf);
@@ -314,8 +315,9 @@ impl Partial for RfmLines {
         self.last = None;
         Ok(())
     }
-    fn serialize(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(80 + 16 * self.orders.short.len());
+    fn serialize_into(&self, out: &mut Vec<u8>) {
+        let mut w = Writer { buf: std::mem::take(out) };
+        w.buf.reserve(80 + 16 * self.orders.short.len());
         self.core.write(&mut w);
         w.u64(self.orders.short.len() as u64);
         for p in &self.orders.short {
@@ -325,7 +327,7 @@ impl Partial for RfmLines {
         for id in &self.orders.long {
             w.bytes(id);
         }
-        w.buf
+        *out = w.buf;
     }
     fn deserialize(buf: &[u8]) -> Result<RfmLines, CoreError> {
         let mut r = Reader::new(buf);

@@ -30,7 +30,13 @@ fn combine<T: Partial>(fcinfo: FunctionCallInfo, name: &str) -> Datum {
 
 fn serial<T: Partial>(fcinfo: FunctionCallInfo) -> Datum {
     match state_arg::<T>(fcinfo, 0) {
-        Some(s) => bytea_datum(&s.serialize()),
+        Some(s) => {
+            // One buffer per call site, reused for every group.
+            let buf: &mut Vec<u8> = fn_cache(fcinfo, Vec::new);
+            buf.clear();
+            s.serialize_into(buf);
+            bytea_datum(buf)
+        }
         None => return_null(fcinfo),
     }
 }

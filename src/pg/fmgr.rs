@@ -186,9 +186,18 @@ pub fn result_tupdesc(fcinfo: FunctionCallInfo) -> pg_sys::TupleDesc {
 }
 
 /// Forms a composite datum from `values` (None = NULL) in the current memory context.
+/// (Up to 16 attributes, on the stack: final functions call this once per group.)
 pub fn composite(td: pg_sys::TupleDesc, values: &[Option<Datum>]) -> Datum {
-    let mut vals: Vec<Datum> = values.iter().map(|v| v.unwrap_or(Datum::from(0usize))).collect();
-    let mut nulls: Vec<bool> = values.iter().map(Option::is_none).collect();
+    const MAX: usize = 16;
+    let n = values.len().min(MAX);
+    let mut vals = [Datum::from(0usize); MAX];
+    let mut nulls = [false; MAX];
+    for (i, v) in values.iter().take(n).enumerate() {
+        match v {
+            Some(d) => vals[i] = *d,
+            None => nulls[i] = true,
+        }
+    }
     unsafe {
         let tuple = pg_sys::heap_form_tuple(td, vals.as_mut_ptr(), nulls.as_mut_ptr());
         pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)
