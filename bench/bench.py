@@ -63,7 +63,7 @@ class Bench:
     def pair(self, pid, what, ours, peer, target, note=""):
         r = statistics.median(ours) / statistics.median(peer)
         self.rows.append((pid, what, ours, peer, target, r, note))
-        log(f"{pid}: pg_rfm {statistics.median(ours):.3f}s, peer {statistics.median(peer):.3f}s, ratio {r:.2f} (target <= {target})")
+        log(f"{pid}: pg_rfm {statistics.median(ours):.3f}s, peer {statistics.median(peer):.3f}s, ratio {r:.3f} (target <= {target})")
 
     # ------------------------------------------------------------------ data
     def load_lines(self, table, lines):
@@ -346,7 +346,7 @@ def write_report(b, args, started, path):
         unit = "MiB" if pid == "P5" else "s"
         o = fmt(ours, unit) + (" MiB" if unit == "MiB" else "")
         p = (fmt(peer, unit) + " MiB") if unit == "MiB" else fmt(peer)
-        out.append(f"| {pid} | {what} | {o} | {p} | {ratio:.2f} | <= {target} | {'yes' if ratio <= target else '**no**'} | {note} |")
+        out.append(f"| {pid} | {what} | {o} | {p} | {ratio:.3f} | <= {target} | {'yes' if ratio <= target else '**no**'} | {note} |")
     if b.extra:
         out.append("")
         for name, value, target in b.extra:
