@@ -122,6 +122,20 @@ struct Version<'a> {
     elapsed_ms: f64,
 }
 
+/// Inserts JSON objects whose keys are the table's column names.
+fn insert_rows(client: &mut pgrx::spi::SpiClient<'_>, schema: &str, table: &str, rows: Vec<Value>) -> SpiResult<()> {
+    client.update(
+        format!(
+            "INSERT INTO {schema}.{table}
+             SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::{schema}.{table}, $1::jsonb)"
+        )
+        .as_str(),
+        None,
+        &[Value::Array(rows).to_string().into()],
+    )?;
+    Ok(())
+}
+
 /// Writes a new version and makes it the active one; returns its number.
 fn store(fcinfo: FunctionCallInfo, v: &Version<'_>) -> i32 {
     let schema = quote_ident(&own_schema(fcinfo));
@@ -183,15 +197,7 @@ fn store(fcinfo: FunctionCallInfo, v: &Version<'_>) -> i32 {
                 })
             })
             .collect();
-        client.update(
-            format!(
-                "INSERT INTO {schema}.rfm_centroids
-                 SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::{schema}.rfm_centroids, $1::jsonb)"
-            )
-            .as_str(),
-            None,
-            &[Value::Array(clusters).to_string().into()],
-        )?;
+        insert_rows(client, &schema, "rfm_centroids", clusters)?;
         let curve: Vec<Value> = v
             .curve
             .iter()
@@ -204,15 +210,7 @@ fn store(fcinfo: FunctionCallInfo, v: &Version<'_>) -> i32 {
                 })
             })
             .collect();
-        client.update(
-            format!(
-                "INSERT INTO {schema}.rfm_k_search
-                 SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::{schema}.rfm_k_search, $1::jsonb)"
-            )
-            .as_str(),
-            None,
-            &[Value::Array(curve).to_string().into()],
-        )?;
+        insert_rows(client, &schema, "rfm_k_search", curve)?;
         Ok(version)
     });
     result.unwrap_or_else(|e| spi_fail(e))

@@ -1,14 +1,7 @@
 -- Bad input: each case gets a documented value or an ERROR with a fitting SQLSTATE,
 -- never a crash or a Rust panic message. Errors are shown as 'SQLSTATE: message'.
-CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 
-SELECT q, pg_temp.try(q) AS outcome FROM (VALUES
+SELECT q, try_sql(q) AS outcome FROM (VALUES
     -- rfm
     ($$SELECT rfm(now() - interval '1 day', 'NaN', now())$$),
     ($$SELECT rfm(now() - interval '1 day', 'Infinity', now())$$),
@@ -73,7 +66,7 @@ SELECT (SELECT rfm(ts, amt, now()) FROM (VALUES (NULL::timestamptz, NULL::float8
 -- A missing rule table is a clear undefined_table error.
 BEGIN;
 ALTER TABLE rfm_segment_rules RENAME TO rfm_segment_rules_gone;
-SELECT pg_temp.try($$SELECT rfm_score(1, 1, 1, ROW(2, '{5}', '{5}', '{5}')::rfm_breaks)$$) AS missing_rules;
+SELECT try_sql($$SELECT rfm_score(1, 1, 1, ROW(2, '{5}', '{5}', '{5}')::rfm_breaks)$$) AS missing_rules;
 ROLLBACK;
 
 -- The backend is alive after all of the above.

@@ -175,20 +175,13 @@ SELECT count(*) AS leftovers FROM rfm_centroids WHERE model = 'shop_copy';
 ------------------------------------------------------------------------------
 -- Bad input
 ------------------------------------------------------------------------------
-CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 CREATE TABLE words (recency text, frequency float8, monetary float8);
 INSERT INTO words VALUES ('x', 1, 1);
 CREATE TABLE nothing (recency float8, frequency float8, monetary float8);
 CREATE TABLE nulls AS SELECT NULL::float8 AS recency, 1::float8 AS frequency, 'NaN'::float8 AS monetary;
 CREATE SEQUENCE a_sequence;
 
-SELECT q, pg_temp.try(q) AS outcome FROM (VALUES
+SELECT q, try_sql(q) AS outcome FROM (VALUES
     ($$SELECT rfm_segment('no such model', 1, 1, 1)$$),
     ($$SELECT rfm_cluster('shop_copy', 1, 1, 1)$$),
     ($$SELECT rfm_segment('shop', ARRAY[1, 2]::float8[])$$),
@@ -231,8 +224,8 @@ SELECT q, pg_temp.try(q) AS outcome FROM (VALUES
 ) AS cases(q);
 
 -- A hostile feature name is quoted, not executed.
-SELECT pg_temp.try($$SELECT rfm_train('m', 'groups', features => ARRAY['recency"); DROP TABLE groups; --'], log_features => '{}')$$) AS injection;
-SELECT pg_temp.try($$SELECT rfm_train('m; DROP TABLE groups', 'groups', k => 2)$$) AS odd_model_name;
+SELECT try_sql($$SELECT rfm_train('m', 'groups', features => ARRAY['recency"); DROP TABLE groups; --'], log_features => '{}')$$) AS injection;
+SELECT try_sql($$SELECT rfm_train('m; DROP TABLE groups', 'groups', k => 2)$$) AS odd_model_name;
 SELECT rfm_drop_model('m; DROP TABLE groups') AS dropped_odd_model;
 SELECT count(*) AS groups_still_there FROM groups;
 SELECT NOT EXISTS (SELECT 1 FROM rfm_models WHERE model = 'm') AS no_model_m;

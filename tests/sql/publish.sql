@@ -64,14 +64,7 @@ SELECT (SELECT min(model_version) FROM customer_segments_mv) AS mv_version_after
        (SELECT count(*) FROM (SELECT * FROM customer_segments EXCEPT SELECT * FROM customer_segments_mv) d) AS mv_differs;
 
 -- Bad input.
-CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
-SELECT q, pg_temp.try(q) AS outcome FROM (VALUES
+SELECT q, try_sql(q) AS outcome FROM (VALUES
     ($$SELECT rfm_publish('nope', 'rfm_dec', 'v')$$),
     ($$SELECT rfm_publish('q3', 'rfm_dec', 'v', 'no_such_column')$$),
     ($$SELECT rfm_publish('q3', 'rfm_dec', 'a.b.c')$$),

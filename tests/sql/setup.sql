@@ -41,3 +41,12 @@ FROM clean_lines
 GROUP BY customer_id;
 
 SELECT count(*) AS customers, bool_and(frequency >= 1) AS all_bought FROM customer_rfm;
+
+-- Runs a statement and shows its outcome as 'ok' or 'SQLSTATE: message' (bad-input tests).
+CREATE FUNCTION try_sql(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
