@@ -7,6 +7,8 @@ pub enum CoreError {
     InvalidParameter(String),
     /// A serialized aggregate state is truncated or malformed (SQLSTATE XX001-like, data corrupted).
     Corrupt(&'static str),
+    /// A result does not fit in a float8 (SQLSTATE 22003).
+    OutOfRange(String),
 }
 
 impl fmt::Display for CoreError {
@@ -14,6 +16,7 @@ impl fmt::Display for CoreError {
         match self {
             CoreError::InvalidParameter(m) => f.write_str(m),
             CoreError::Corrupt(what) => write!(f, "corrupt serialized aggregate state: {what}"),
+            CoreError::OutOfRange(m) => f.write_str(m),
         }
     }
 }
@@ -33,4 +36,8 @@ pub fn show(x: f64) -> String {
     } else {
         x.to_string()
     }
+}
+
+pub fn out_of_range(msg: impl Into<String>) -> CoreError {
+    CoreError::OutOfRange(msg.into())
 }

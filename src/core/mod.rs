@@ -5,6 +5,8 @@ pub mod error;
 pub mod kmeans;
 pub mod metrics;
 pub mod model;
+#[cfg(test)]
+mod proptests;
 pub mod quantile;
 pub mod report;
 pub mod rfm;

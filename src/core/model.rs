@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::invalid;
+use super::error::{invalid, out_of_range};
 use super::kmeans::{self, nearest, Label};
 use super::metrics::{self, Metrics};
 use super::quantile::{breaks, percentiles};
@@ -146,6 +146,19 @@ impl Model {
         best.0
     }
 
+    /// `assign`, or an out-of-range error when the row is too large for the distances to
+    /// be finite (possible only for models trained with outliers => 'keep').
+    #[inline]
+    pub fn try_assign(&self, row: &mut [f64]) -> Result<usize, CoreError> {
+        let i = self.assign(row);
+        let dd: f64 = row.iter().zip(&self.clusters[i].scaled).map(|(x, y)| (x - y) * (x - y)).sum();
+        if dd.is_finite() {
+            Ok(i)
+        } else {
+            Err(out_of_range("feature values are too large for this model (out of range for float8 after preprocessing)"))
+        }
+    }
+
     /// Centroids as flat rows, in cluster order.
     pub fn centroid_rows(&self) -> Vec<f64> {
         self.clusters.iter().flat_map(|c| c.scaled.iter().copied()).collect()
@@ -208,6 +221,10 @@ pub fn train(
     let mut scaled = raw.clone();
     for row in scaled.chunks_exact_mut(d) {
         scaler.transform(row);
+    }
+    // Squared distances must stay finite: features near ±1e154 and beyond cannot be clustered.
+    if scaled.iter().any(|v| !v.is_finite() || v.abs() > 1e150) {
+        return Err(out_of_range("rfm_train: feature values are too large to cluster (out of range for float8 after preprocessing)"));
     }
 
     let mut curve = Vec::new();
@@ -376,7 +393,10 @@ pub fn evaluate(model: &Model, mut raw: Vec<f64>, seed: u64, check: &mut dyn FnM
     if n == 0 {
         return Err(invalid("no rows to evaluate on"));
     }
-    let labels: Vec<Label> = raw.chunks_exact_mut(d).map(|row| model.assign(row) as Label).collect();
+    let labels: Vec<Label> = raw
+        .chunks_exact_mut(d)
+        .map(|row| model.try_assign(row).map(|i| i as Label))
+        .collect::<Result<_, _>>()?;
     Ok((n, metrics::all(&raw, d, &labels, &model.centroid_rows(), seed, check)))
 }
 

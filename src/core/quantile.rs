@@ -2,7 +2,7 @@
 //! IQR bounds, and RFM quantile breaks.
 
 use super::codec::{Reader, Writer};
-use super::error::{invalid, show};
+use super::error::{invalid, out_of_range, show};
 use super::{CoreError, Partial};
 
 /// Positions of `percentile_cont(p)` over `n` sorted values: (lower index, upper index, fraction).
@@ -169,8 +169,15 @@ impl IqrState {
         Ok(())
     }
 
-    pub fn finalize(&mut self) -> Option<IqrBounds> {
-        IqrBounds::compute(&mut self.values, self.k.unwrap_or(1.5))
+    /// The bounds; an error when they overflow float8 (values near ±1e308).
+    pub fn finalize(&mut self) -> Result<Option<IqrBounds>, CoreError> {
+        let b = IqrBounds::compute(&mut self.values, self.k.unwrap_or(1.5));
+        if let Some(b) = &b {
+            if [b.q1, b.median, b.q3, b.iqr, b.lower, b.upper].iter().any(|v| !v.is_finite()) {
+                return Err(out_of_range("iqr_bounds: result is out of range for float8"));
+            }
+        }
+        Ok(b)
     }
 }
 
@@ -235,10 +242,15 @@ impl BreaksState {
         Ok(())
     }
 
-    /// Cut points per feature; a feature with no values gets `None`.
-    pub fn finalize(&mut self) -> (i32, [Option<Vec<f64>>; 3]) {
+    /// Cut points per feature; a feature with no values gets `None`. An error when a cut
+    /// point overflows float8 (values near ±1e308).
+    pub fn finalize(&mut self) -> Result<(i32, [Option<Vec<f64>>; 3]), CoreError> {
         let n = self.n.unwrap_or(5);
-        (n, [breaks(&mut self.recency, n), breaks(&mut self.frequency, n), breaks(&mut self.monetary, n)])
+        let cuts = [breaks(&mut self.recency, n), breaks(&mut self.frequency, n), breaks(&mut self.monetary, n)];
+        if cuts.iter().flatten().flatten().any(|v| !v.is_finite()) {
+            return Err(out_of_range("rfm_breaks: a cut point is out of range for float8"));
+        }
+        Ok((n, cuts))
     }
 }
 
@@ -353,7 +365,7 @@ mod tests {
         let data: Vec<f64> = (0..97).map(|i| ((i * 37) % 23) as f64).collect();
         let mut serial = IqrState::default();
         data.iter().for_each(|x| serial.update(*x, 1.5).unwrap());
-        let want = serial.finalize().unwrap();
+        let want = serial.finalize().unwrap().unwrap();
         for split in [0, 1, 40, 96, 97] {
             let (mut a, mut b) = (IqrState::default(), IqrState::default());
             data[..split].iter().for_each(|x| a.update(*x, 1.5).unwrap());
@@ -361,7 +373,7 @@ mod tests {
             let mut b = IqrState::deserialize(&b.serialize()).unwrap();
             let mut a = IqrState::deserialize(&a.serialize()).unwrap();
             b.merge(&mut a).unwrap();
-            assert_eq!(b.finalize().unwrap(), want);
+            assert_eq!(b.finalize().unwrap().unwrap(), want);
         }
         let mut a = IqrState::default();
         a.update(1.0, 1.5).unwrap();
@@ -378,7 +390,7 @@ mod tests {
         for i in 1..=11 {
             s.update(if i % 2 == 0 { None } else { Some(i as f64) }, Some(i as f64), None, 5).unwrap();
         }
-        let (n, [r, f, m]) = s.finalize();
+        let (n, [r, f, m]) = s.finalize().unwrap();
         assert_eq!(n, 5);
         // recency holds 1,3,5,7,9,11: positions 1,2,3,4 of 0..5 -> 3,5,7,9
         assert_eq!(r.unwrap(), vec![3.0, 5.0, 7.0, 9.0]);
@@ -386,6 +398,10 @@ mod tests {
         assert!(m.is_none());
         assert!(BreaksState::default().update(Some(1.0), None, None, 1).is_err());
         let mut t = BreaksState::deserialize(&s.serialize()).unwrap();
-        assert_eq!(t.finalize().1[0], Some(vec![3.0, 5.0, 7.0, 9.0]));
+        assert_eq!(t.finalize().unwrap().1[0], Some(vec![3.0, 5.0, 7.0, 9.0]));
+        let mut huge = IqrState::default();
+        huge.update(-1e308, 1.5).unwrap();
+        huge.update(1e308, 1.5).unwrap();
+        assert!(matches!(huge.finalize(), Err(CoreError::OutOfRange(_))));
     }
 }

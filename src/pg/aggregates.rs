@@ -132,7 +132,7 @@ pg_v1! {
     fn iqr_deserial(fcinfo) -> Datum { deserial::<IqrState>(fcinfo) }
 
     fn iqr_final(fcinfo) -> Datum {
-        let Some(b) = state_arg::<IqrState>(fcinfo, 0).and_then(|s| s.finalize()) else {
+        let Some(b) = state_arg::<IqrState>(fcinfo, 0).and_then(|s| s.finalize().or_raise()) else {
             return return_null(fcinfo);
         };
         let td = *fn_cache(fcinfo, || result_tupdesc(fcinfo));
@@ -179,7 +179,7 @@ pg_v1! {
         let Some(state) = state_arg::<BreaksState>(fcinfo, 0) else {
             return return_null(fcinfo);
         };
-        let (n, cuts) = state.finalize();
+        let (n, cuts) = state.finalize().or_raise();
         let td = *fn_cache(fcinfo, || result_tupdesc(fcinfo));
         let [r, f, m] = cuts.map(|c| c.map(|c| f64_array_datum(&c)));
         composite(td, &[Some(Datum::from(n)), r, f, m])

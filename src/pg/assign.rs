@@ -3,7 +3,7 @@
 
 use pgrx::pg_sys::{Datum, FunctionCallInfo};
 
-use super::error::invalid;
+use super::error::{invalid, OrRaise};
 use super::fmgr::*;
 use super::train::load_doc;
 use crate::core::error::show;
@@ -75,7 +75,7 @@ fn nearest(fcinfo: FunctionCallInfo, what: &str) -> Option<(usize, &'static Cach
         invalid(format!("{what}: {} must be a finite number, got {}", cache.model.features[j], show(*v)));
     }
     let mut row = std::mem::take(&mut cache.row);
-    let idx = cache.model.assign(&mut row);
+    let idx = cache.model.try_assign(&mut row).or_raise();
     cache.row = row;
     // SAFETY: the cache lives in fn_mcxt for the whole query, longer than this call.
     Some((idx, unsafe { &*(cache as *const Cached) }))

@@ -23,6 +23,7 @@ pub fn from_core(e: CoreError) -> ! {
     match e {
         CoreError::InvalidParameter(m) => invalid(m),
         CoreError::Corrupt(_) => raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, e.to_string()),
+        CoreError::OutOfRange(m) => raise(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, m),
     }
 }
 

@@ -35,3 +35,14 @@ FROM pg_aggregate a
 JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = a.aggfnoid AND d.deptype = 'e'
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_rfm'
 ORDER BY a.aggfnoid::regprocedure::text;
+
+-- No function runs with its owner's privileges, and every SQL or PL/pgSQL body pins its
+-- search_path (C functions resolve nothing by name except through quoted, qualified SQL).
+SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer, p.proconfig
+FROM pg_proc p
+JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_rfm'
+JOIN pg_language l ON l.oid = p.prolang
+WHERE p.prosecdef
+   OR (l.lanname IN ('sql', 'plpgsql') AND NOT coalesce(p.proconfig::text LIKE '%search_path=%', false))
+ORDER BY p.oid::regprocedure::text;

@@ -47,6 +47,10 @@ SELECT q, try_sql(q) AS outcome FROM (VALUES
     ($$SELECT rfm_score(1, 1, 1, ROW(2, NULL, '{5}', '{5}')::rfm_breaks)$$),
     ($$SELECT rfm_score(1, 1, 1, ROW(2, '{NULL}', '{5}', '{5}')::rfm_breaks)$$),
     ($$SELECT rfm_score(1, 1, 1, ROW(2, '{NaN}', '{5}', '{5}')::rfm_breaks)$$),
+    -- values so large that the results overflow float8
+    ($$SELECT rfm(now() - interval '1 day', x, now()) FROM (VALUES (1e308::float8), (1e308)) v(x)$$),
+    ($$SELECT iqr_bounds(x) FROM (VALUES (-1e308::float8), (1e308)) v(x)$$),
+    ($$SELECT rfm_breaks(x, x, x) FROM (VALUES (-1e308::float8), (1e308)) v(x)$$),
     -- support functions take `internal`, which SQL cannot produce
     ($$SELECT rfm_final(NULL::internal)$$),
     ($$SELECT rfm_deserial('\x00'::bytea, NULL::internal)$$)

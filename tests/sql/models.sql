@@ -180,6 +180,10 @@ INSERT INTO words VALUES ('x', 1, 1);
 CREATE TABLE nothing (recency float8, frequency float8, monetary float8);
 CREATE TABLE nulls AS SELECT NULL::float8 AS recency, 1::float8 AS frequency, 'NaN'::float8 AS monetary;
 CREATE SEQUENCE a_sequence;
+CREATE TABLE huge AS SELECT 1e300 * i::float8 AS recency, 1::float8 AS frequency, 1::float8 AS monetary FROM generate_series(1, 10) i;
+CREATE TABLE same AS SELECT 1::float8 AS recency, 2::float8 AS frequency, 3::float8 AS monetary FROM generate_series(1, 20);
+CREATE TABLE one_row AS SELECT 1::float8 AS recency, 2::float8 AS frequency, 3::float8 AS monetary;
+CREATE TABLE three_points AS SELECT (i % 3)::float8 AS recency, 1::float8 AS frequency, 1::float8 AS monetary FROM generate_series(1, 30) i;
 
 SELECT q, try_sql(q) AS outcome FROM (VALUES
     ($$SELECT rfm_segment('no such model', 1, 1, 1)$$),
@@ -216,6 +220,11 @@ SELECT q, try_sql(q) AS outcome FROM (VALUES
     ($$SELECT rfm_train('m', 'groups', tolerance => 'NaN')$$),
     ($$SELECT rfm_train('m', 'groups', standardize => NULL)$$),
     ($$SELECT rfm_evaluate('no such model', 'groups')$$),
+    ($$SELECT rfm_train('m', 'huge', k => 2, outliers => 'keep', log_features => '{}', standardize => false)$$),
+    ($$SELECT rfm_train('m', 'same', k => 2)$$),
+    ($$SELECT rfm_train('m', 'one_row', k => 2)$$),
+    ($$SELECT rfm_train('m', 'three_points', k => 5, outliers => 'keep')$$),
+    ($$SELECT rfm_segment('plain', 1e300, 1, 1)$$),
     ($$SELECT rfm_activate('auto', 99)$$),
     ($$SELECT rfm_model_import('{"format": "something else"}')$$),
     ($$SELECT rfm_model_import('[1, 2]')$$),
@@ -229,6 +238,15 @@ SELECT try_sql($$SELECT rfm_train('m; DROP TABLE groups', 'groups', k => 2)$$) A
 SELECT rfm_drop_model('m; DROP TABLE groups') AS dropped_odd_model;
 SELECT count(*) AS groups_still_there FROM groups;
 SELECT NOT EXISTS (SELECT 1 FROM rfm_models WHERE model = 'm') AS no_model_m;
+
+-- Documented values: a constant feature trains (its scale is 1); a relation whose name has
+-- quotes, spaces and a semicolon is quoted, not executed.
+CREATE TABLE flat AS SELECT 5::float8 AS recency, i::float8 AS frequency, i * 10::float8 AS monetary FROM generate_series(1, 50) i;
+SELECT k, n_rows FROM rfm_train('flat', 'flat', k => 2);
+SELECT scale_sd[1] AS constant_feature_scale FROM rfm_models WHERE model = 'flat';
+CREATE TABLE "odd; name ""x""" AS SELECT * FROM groups;
+SELECT k, n_rows FROM rfm_train('odd', '"odd; name ""x"""', k => 3);
+SELECT source FROM rfm_models WHERE model = 'odd';
 
 -- NULL in, NULL out.
 SELECT rfm_segment('shop', NULL, 1, 1) IS NULL AS null_feature,

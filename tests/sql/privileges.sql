@@ -1,0 +1,59 @@
+-- Three roles: an analyst who may read, a trainer who may train from what it can read, an
+-- outsider with no access to the customers. Functions run with the caller's privileges.
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_rfm_analyst;
+DROP ROLE IF EXISTS regress_rfm_trainer;
+DROP ROLE IF EXISTS regress_rfm_outsider;
+CREATE ROLE regress_rfm_analyst;
+CREATE ROLE regress_rfm_trainer;
+CREATE ROLE regress_rfm_outsider;
+GRANT SELECT ON customer_rfm TO regress_rfm_analyst, regress_rfm_trainer;
+GRANT INSERT, UPDATE, DELETE ON rfm_models, rfm_centroids, rfm_k_search TO regress_rfm_trainer;
+CREATE TABLE secret_customers AS SELECT * FROM customer_rfm;
+GRANT EXECUTE ON FUNCTION try_sql(text) TO PUBLIC;
+
+SET ROLE regress_rfm_analyst;
+SELECT q, try_sql(q) AS analyst FROM (VALUES
+    ($$SELECT count(DISTINCT rfm_segment('shop', recency, frequency, monetary)) FROM customer_rfm$$),
+    ($$SELECT count(*) FROM rfm_profile('shop')$$),
+    ($$SELECT count(*) FROM rfm_model_summary$$),
+    ($$SELECT rfm_report('shop') IS NOT NULL$$),
+    ($$SELECT rfm_train('analyst_model', 'customer_rfm', k => 3)$$),
+    ($$SELECT rfm_drop_model('shop')$$),
+    ($$SELECT rfm_activate('shop', 2)$$),
+    ($$UPDATE rfm_segment_rules SET segment = 'Mine' WHERE priority = 10$$),
+    ($$SELECT rfm_train('analyst_model', 'secret_customers', k => 3)$$)
+) AS cases(q);
+RESET ROLE;
+
+SET ROLE regress_rfm_trainer;
+SELECT q, try_sql(q) AS trainer FROM (VALUES
+    ($$SELECT rfm_train('trainer_model', 'customer_rfm', k => 3)$$),
+    ($$SELECT rfm_train('trainer_model', 'secret_customers', k => 3)$$),
+    ($$SELECT * FROM rfm_k_search('secret_customers', k_min => 2, k_max => 3)$$),
+    ($$SELECT rfm_evaluate('trainer_model', 'secret_customers')$$)
+) AS cases(q);
+RESET ROLE;
+SELECT model, version, created_by FROM rfm_models WHERE model IN ('trainer_model', 'analyst_model') ORDER BY 1, 2;
+
+SET ROLE regress_rfm_outsider;
+SELECT q, try_sql(q) AS outsider FROM (VALUES
+    ($$SELECT * FROM rfm_k_search('customer_rfm', k_min => 2, k_max => 3)$$),
+    ($$SELECT rfm_train('outsider_model', 'customer_rfm', k => 3)$$),
+    ($$SELECT count(*) FROM customer_rfm$$),
+    ($$SELECT rfm_segment('shop', 10, 2, 300) IS NOT NULL$$)
+) AS cases(q);
+RESET ROLE;
+
+-- Nothing was changed by the refused statements.
+SELECT version, active FROM rfm_models WHERE model = 'shop' ORDER BY version;
+SELECT segment FROM rfm_segment_rules WHERE priority = 10;
+
+REVOKE ALL ON customer_rfm, secret_customers FROM regress_rfm_analyst, regress_rfm_trainer;
+REVOKE ALL ON rfm_models, rfm_centroids, rfm_k_search FROM regress_rfm_trainer;
+DROP TABLE secret_customers;
+SELECT rfm_drop_model('trainer_model');
+DROP ROLE regress_rfm_analyst;
+DROP ROLE regress_rfm_trainer;
+DROP ROLE regress_rfm_outsider;
+RESET client_min_messages;
