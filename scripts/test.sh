@@ -58,7 +58,7 @@ fi
 if [ $# -eq 0 ]; then
     log "end-to-end tests (pytest: psycopg client, pg_cron, headless Chromium)"
     set +e
-    RFM_GEN="$RFM_GEN" RFM_TEST_OUT="$out" "$PYENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/e2e" \
+    PGBIN="$PGBIN" RFM_GEN="$RFM_GEN" RFM_TEST_OUT="$out" "$PYENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/e2e" \
         | tee "$out/e2e.txt"
     e2e_status=${PIPESTATUS[0]}
     set -e

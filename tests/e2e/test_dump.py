@@ -1,0 +1,45 @@
+"""pg_dump, then restore into a new database: every model version is kept and assigns the
+same customers to the same segments."""
+
+import os
+import subprocess
+
+import psycopg
+
+
+def bin_(name):
+    return os.path.join(os.environ["PGBIN"], name)
+
+
+def test_dump_and_restore_keep_models(dsn, shop, tmp_path):
+    for db in ("rfm_dump_src", "rfm_dump_dst"):
+        subprocess.run([bin_("dropdb"), "--if-exists", db], check=True)
+    subprocess.run([bin_("createdb"), "rfm_dump_src"], check=True)
+    with psycopg.connect("dbname=rfm_dump_src", autocommit=True) as conn:
+        conn.execute("SET client_min_messages = warning")
+        conn.execute("CREATE EXTENSION pg_rfm")
+        conn.execute("CREATE TABLE customers AS SELECT (i % 700)::float8 AS recency,"
+                     " (1 + i % 13)::float8 AS frequency, (10 + (i * 37) % 5000)::float8 AS monetary, i AS id"
+                     " FROM generate_series(1, 3000) i")
+        conn.execute("SELECT rfm_train('dumped', 'customers', k => 3)")
+        conn.execute("SELECT rfm_train('dumped', 'customers', k => 4)")
+        conn.execute("SELECT rfm_train('other', 'customers', k_min => 2, k_max => 5)")
+        before = conn.execute("SELECT id, rfm_segment('dumped', recency, frequency, monetary),"
+                              " rfm_cluster('other', recency, frequency, monetary) FROM customers ORDER BY id").fetchall()
+        versions = conn.execute("SELECT model, version, active, k FROM rfm_models ORDER BY 1, 2").fetchall()
+        curve = conn.execute("SELECT count(*) FROM rfm_k_search").fetchone()[0]
+    dump = tmp_path / "db.dump"
+    subprocess.run([bin_("pg_dump"), "-Fc", "-f", str(dump), "rfm_dump_src"], check=True)
+    subprocess.run([bin_("createdb"), "rfm_dump_dst"], check=True)
+    restore = subprocess.run([bin_("pg_restore"), "--exit-on-error", "-d", "rfm_dump_dst", str(dump)],
+                             capture_output=True, text=True)
+    assert restore.returncode == 0, restore.stderr
+    with psycopg.connect("dbname=rfm_dump_dst", autocommit=True) as conn:
+        after = conn.execute("SELECT id, rfm_segment('dumped', recency, frequency, monetary),"
+                             " rfm_cluster('other', recency, frequency, monetary) FROM customers ORDER BY id").fetchall()
+        assert conn.execute("SELECT model, version, active, k FROM rfm_models ORDER BY 1, 2").fetchall() == versions
+        assert conn.execute("SELECT count(*) FROM rfm_k_search").fetchone()[0] == curve
+        assert conn.execute("SELECT count(*) FROM rfm_segment_rules").fetchone()[0] == 11
+    assert after == before
+    for db in ("rfm_dump_src", "rfm_dump_dst"):
+        subprocess.run([bin_("dropdb"), db], check=True)
