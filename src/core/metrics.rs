@@ -21,17 +21,23 @@ fn dist2(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
-/// Members and mean of each cluster (mean is meaningless for empty clusters).
-fn cluster_means(data: &[f64], d: usize, labels: &[Label], k: usize) -> (Vec<u64>, Vec<f64>) {
+/// Members and per-feature sums of each cluster (k rows of d sums).
+pub fn cluster_sums(data: &[f64], d: usize, labels: &[Label], k: usize) -> (Vec<u64>, Vec<f64>) {
     let mut counts = vec![0u64; k];
-    let mut means = vec![0.0; k * d];
+    let mut sums = vec![0.0; k * d];
     for (x, l) in data.chunks_exact(d).zip(labels) {
         let c = *l as usize;
         counts[c] += 1;
         for j in 0..d {
-            means[c * d + j] += x[j];
+            sums[c * d + j] += x[j];
         }
     }
+    (counts, sums)
+}
+
+/// Members and mean of each cluster (mean is meaningless for empty clusters).
+fn cluster_means(data: &[f64], d: usize, labels: &[Label], k: usize) -> (Vec<u64>, Vec<f64>) {
+    let (counts, mut means) = cluster_sums(data, d, labels, k);
     for c in 0..k {
         if counts[c] > 0 {
             for j in 0..d {

@@ -277,15 +277,8 @@ pub fn train(
 /// Per-cluster statistics, numbering (largest cluster first) and names.
 #[allow(clippy::too_many_arguments)]
 fn describe(raw: &[f64], d: usize, k: usize, centroids: &[f64], labels: &[Label], scaler: &Scaler, features: &[String], rules: &[Rule]) -> Vec<Cluster> {
-    let mut size = vec![0i64; k];
-    let mut sum = vec![0.0; k * d];
-    for (x, l) in raw.chunks_exact(d).zip(labels) {
-        let c = *l as usize;
-        size[c] += 1;
-        for j in 0..d {
-            sum[c * d + j] += x[j];
-        }
-    }
+    let (counts, sum) = metrics::cluster_sums(raw, d, labels, k);
+    let size: Vec<i64> = counts.iter().map(|c| *c as i64).collect();
     let mut median = vec![f64::NAN; k * d];
     let mut per_cluster: Vec<Vec<f64>> = vec![Vec::new(); k];
     for j in 0..d {
