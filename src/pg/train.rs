@@ -108,6 +108,23 @@ fn read_rows(fcinfo: FunctionCallInfo, i: usize, features: &[String], what: &str
     rows
 }
 
+/// Fails fast, before any training work, when the caller may not write model versions.
+fn check_can_store(fcinfo: FunctionCallInfo, what: &str) {
+    let schema = quote_ident(&own_schema(fcinfo));
+    let ok = select_text(
+        "SELECT pg_catalog.has_table_privilege($1 || '.rfm_models', 'INSERT, UPDATE')
+            AND pg_catalog.has_table_privilege($1 || '.rfm_centroids', 'INSERT')
+            AND pg_catalog.has_table_privilege($1 || '.rfm_k_search', 'INSERT')",
+        &[&schema],
+    );
+    if ok.as_deref() != Some("t") {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("{what}: permission denied to store models (needs INSERT and UPDATE on rfm_models, INSERT on rfm_centroids and rfm_k_search)"),
+        );
+    }
+}
+
 /// Everything a stored version holds.
 struct Version<'a> {
     name: &'a str,
@@ -286,6 +303,7 @@ pg_v1! {
         let features = features_arg(fcinfo, 3);
         let opts = options(fcinfo, k, 4, true);
         opts.validate(&features).or_raise();
+        check_can_store(fcinfo, "rfm_train");
         let rules = rules::load(fcinfo);
         let rows = read_rows(fcinfo, 1, &features, "rfm_train");
         notice(format!(
@@ -373,6 +391,7 @@ pg_v1! {
     // rfm_model_import(doc jsonb, model text DEFAULT NULL) -> rfm_train_result
     fn rfm_model_import(fcinfo) -> Datum {
         let started = Instant::now();
+        check_can_store(fcinfo, "rfm_model_import");
         let doc: Doc = serde_json::from_value(jsonb_arg(fcinfo, 0))
             .unwrap_or_else(|e| invalid(format!("rfm_model_import: not a pg_rfm model document: {e}")));
         if doc.format != "pg_rfm.model" || doc.format_version != 1 {
