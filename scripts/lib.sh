@@ -46,6 +46,8 @@ install_extension() {
     log "building and installing pg_rfm (release)"
     (cd "$ROOT" && as_root env "PATH=$PATH" "HOME=$HOME" cargo pgrx install --release --pg-config "$PG_CONFIG" 2>&1 \
         | grep -vE '^\s+(Compiling|Checking)' >&2)
+    # Earlier versions' install scripts and the upgrade scripts (pgrx writes only the current one).
+    as_root cp "$ROOT"/sql/versions/*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 }
 
 build_generator() {
