@@ -47,9 +47,7 @@ fn serial<T: Partial>(fcinfo: FunctionCallInfo) -> Datum {
 fn deserial<T: Partial + 'static>(fcinfo: FunctionCallInfo) -> Datum {
     let Some(b) = bytes_arg(fcinfo, 0) else { return return_null(fcinfo) };
     let slot: &mut Option<T> = fn_cache(fcinfo, || None);
-    match slot.insert(T::deserialize(b).or_raise()) {
-        s => state_datum(s),
-    }
+    state_datum(slot.insert(T::deserialize(b).or_raise()))
 }
 
 fn rfm_final_with<T>(fcinfo: FunctionCallInfo, summary: impl Fn(&T) -> Option<RfmSummary>) -> Datum {

@@ -19,6 +19,11 @@ pub fn null_not_allowed(msg: impl Into<String>) -> ! {
     raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, msg)
 }
 
+/// An SPI call that should not fail did (a bug or a broken catalog, not user input).
+pub fn spi_fail(e: impl std::fmt::Display) -> ! {
+    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("pg_rfm: SPI failed: {e}"))
+}
+
 pub fn from_core(e: CoreError) -> ! {
     match e {
         CoreError::InvalidParameter(m) => invalid(m),

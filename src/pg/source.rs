@@ -7,7 +7,7 @@ use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::{Spi, SpiClient, SpiResult};
 use pgrx::PgSqlErrorCode;
 
-use super::error::raise;
+use super::error::{raise, spi_fail};
 use super::fmgr::quote_ident;
 
 /// Feature rows of a relation, flat (n rows of d), and how many rows were skipped
@@ -16,10 +16,6 @@ pub struct Rows {
     pub relation: String,
     pub data: Vec<f64>,
     pub skipped: u64,
-}
-
-fn spi_fail(e: impl std::fmt::Display) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("pg_rfm: SPI failed: {e}"))
 }
 
 /// The relation's name as SQL text (quoted, schema-qualified when not on search_path) and

@@ -8,7 +8,7 @@ use std::ffi::{CStr, CString};
 use pgrx::pg_sys;
 use pgrx::PgSqlErrorCode;
 
-use super::error::raise;
+use super::error::{raise, spi_fail};
 use super::fmgr::text_datum;
 
 /// First column of the first row of a read-only query with text parameters ($1, $2, ...),
@@ -19,7 +19,7 @@ pub fn select_text(query: &str, args: &[&str]) -> Option<String> {
     let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| text_datum(a)).collect();
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
-            raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "pg_rfm: SPI_connect failed");
+            spi_fail("SPI_connect");
         }
         let rc = pg_sys::SPI_execute_with_args(
             q.as_ptr(),
@@ -32,7 +32,7 @@ pub fn select_text(query: &str, args: &[&str]) -> Option<String> {
         );
         if rc != pg_sys::SPI_OK_SELECT as i32 {
             pg_sys::SPI_finish();
-            raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("pg_rfm: SPI query failed ({rc})"));
+            spi_fail(format!("query returned {rc}"));
         }
         let mut out = None;
         let table = pg_sys::SPI_tuptable;

@@ -9,17 +9,13 @@ use pgrx::{PgSqlErrorCode, PgLogLevel};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::{invalid, null_not_allowed, raise, OrRaise};
+use super::error::{invalid, null_not_allowed, raise, spi_fail, OrRaise};
 use super::fmgr::*;
 use super::spi::select_text;
 use super::{rules, source};
 use crate::core::metrics::Metrics;
 use crate::core::model::{self, KPoint, Model, Options, SelectK};
 use crate::core::scale::Outliers;
-
-fn spi_fail(e: impl std::fmt::Display) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("pg_rfm: SPI failed: {e}"))
-}
 
 fn check() {
     pgrx::check_for_interrupts!();
