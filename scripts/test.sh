@@ -6,6 +6,7 @@
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh rfm iqr    # only these SQL test files (setup always runs first), no e2e
+#   scripts/test.sh isolation  # only the isolation specs (tests/specs), no e2e
 source "$(dirname "$0")/lib.sh"
 
 ensure_deps
@@ -26,10 +27,18 @@ export RFM_DATA="$CLUSTER_DIR/retail_lines.tsv"
 "$RFM_GEN" --lines 120000 --customers 1500 --seed 7 >"$RFM_DATA" 2>/dev/null
 chmod 644 "$RFM_DATA"
 
+run_isolation=yes
 if [ $# -gt 0 ]; then
+    run_isolation=no
     schedule="$CLUSTER_DIR/schedule"
     printf 'test: setup\n' >"$schedule"
-    for t in "$@"; do [ "$t" = setup ] || printf 'test: %s\n' "$t" >>"$schedule"; done
+    for t in "$@"; do
+        case "$t" in
+            setup) ;;
+            isolation) run_isolation=yes ;;
+            *) printf 'test: %s\n' "$t" >>"$schedule" ;;
+        esac
+    done
 else
     schedule="$ROOT/tests/schedule"
 fi
@@ -45,15 +54,35 @@ set +e
 regress_status=${PIPESTATUS[0]}
 set -e
 
+if [ "$run_isolation" = yes ]; then
+    # Concurrent sessions, step by step (tests/specs/*.spec; expected output in tests/expected).
+    log "isolation tests (pg_isolation_regress)"
+    mkdir -p "$out/isolation"
+    set +e
+    "$PGXS_DIR/test/isolation/pg_isolation_regress" \
+        --host="$PGHOST" --port="$PGPORT" --user=postgres \
+        --inputdir="$ROOT/tests" --outputdir="$out/isolation" --schedule="$ROOT/tests/isolation_schedule" \
+        --dbname=rfm_isolation --load-extension=pg_rfm | tee "$out/isolation/summary.txt"
+    isolation_status=${PIPESTATUS[0]}
+    set -e
+    cat "$out/isolation/summary.txt" >>"$out/summary.txt"
+    if [ "$isolation_status" != 0 ] && ! grep -qE '\.\.\. FAILED' "$out/isolation/summary.txt"; then
+        regress_status=$isolation_status
+        echo "pg_isolation_regress failed" >>"$out/summary.txt"
+    fi
+fi
+
 sql_passed=$(grep -cE '\.\.\. ok' "$out/summary.txt" || true)
 sql_failed=$(grep -cE '\.\.\. FAILED|failed \(ignored\)' "$out/summary.txt" || true)
 if [ "$regress_status" != 0 ] && [ "$sql_failed" = 0 ]; then
     sql_failed=1 # pg_regress itself failed (for example a missing expected file)
 fi
-if [ -s "$out/regression.diffs" ]; then
-    log "differences (first 300 lines of $out/regression.diffs)"
-    head -n 300 "$out/regression.diffs"
-fi
+for diffs in "$out/regression.diffs" "$out/isolation/regression.diffs"; do
+    if [ -s "$diffs" ]; then
+        log "differences (first 300 lines of $diffs)"
+        head -n 300 "$diffs"
+    fi
+done
 
 if [ $# -eq 0 ]; then
     log "end-to-end tests (pytest: psycopg client, pg_cron, headless Chromium)"

@@ -1,5 +1,6 @@
 """pg_dump, then restore into a new database: every model version is kept and assigns the
-same customers to the same segments."""
+same customers to the same segments, and edits to the segment rules (a changed, a deleted and
+an added rule) are kept too."""
 
 import os
 import subprocess
@@ -24,6 +25,15 @@ def test_dump_and_restore_keep_models(dsn, shop, tmp_path):
         conn.execute("SELECT rfm_train('dumped', 'customers', k => 3)")
         conn.execute("SELECT rfm_train('dumped', 'customers', k => 4)")
         conn.execute("SELECT rfm_train('other', 'customers', k_min => 2, k_max => 5)")
+        conn.execute("UPDATE rfm_segment_rules SET segment = 'VIP', action = 'Call them' WHERE priority = 10")
+        conn.execute("DELETE FROM rfm_segment_rules WHERE segment = 'Lost'")
+        conn.execute("INSERT INTO rfm_segment_rules VALUES (55, 'Middle', 3, 3, 3, 3, 1, 5, 'Nudge', NULL)")
+        rules = conn.execute("SELECT * FROM rfm_segment_rules ORDER BY priority").fetchall()
+        assert len(rules) == 11 and rules[0][1] == "VIP"
+        scores = conn.execute("WITH b AS (SELECT rfm_breaks(recency, frequency, monetary) AS b FROM customers)"
+                              " SELECT id, (rfm_score(recency, frequency, monetary, b.b)).segment"
+                              " FROM customers, b ORDER BY id").fetchall()
+        assert {"VIP", "Middle"} <= {s for _, s in scores} and "Lost" not in {s for _, s in scores}
         before = conn.execute("SELECT id, rfm_segment('dumped', recency, frequency, monetary),"
                               " rfm_cluster('other', recency, frequency, monetary) FROM customers ORDER BY id").fetchall()
         versions = conn.execute("SELECT model, version, active, k FROM rfm_models ORDER BY 1, 2").fetchall()
@@ -39,7 +49,14 @@ def test_dump_and_restore_keep_models(dsn, shop, tmp_path):
                              " rfm_cluster('other', recency, frequency, monetary) FROM customers ORDER BY id").fetchall()
         assert conn.execute("SELECT model, version, active, k FROM rfm_models ORDER BY 1, 2").fetchall() == versions
         assert conn.execute("SELECT count(*) FROM rfm_k_search").fetchone()[0] == curve
-        assert conn.execute("SELECT count(*) FROM rfm_segment_rules").fetchone()[0] == 11
+        assert conn.execute("SELECT * FROM rfm_segment_rules ORDER BY priority").fetchall() == rules
+        assert conn.execute("WITH b AS (SELECT rfm_breaks(recency, frequency, monetary) AS b FROM customers)"
+                            " SELECT id, (rfm_score(recency, frequency, monetary, b.b)).segment"
+                            " FROM customers, b ORDER BY id").fetchall() == scores
+        # The restored edits are still edits: resetting gives the standard rules back.
+        assert conn.execute("SELECT rfm_reset_segment_rules()").fetchone()[0] == 3
+        assert conn.execute("SELECT count(*) FROM (TABLE rfm_segment_rules EXCEPT"
+                            " TABLE rfm_segment_rule_defaults) x").fetchone()[0] == 0
     assert after == before
     for db in ("rfm_dump_src", "rfm_dump_dst"):
         subprocess.run([bin_("dropdb"), db], check=True)

@@ -1,10 +1,13 @@
 """Upgrade: a database on 0.1.0 with a trained model, ALTER EXTENSION pg_rfm UPDATE, the
-model assigns identically, and the upgraded schema equals a fresh install of the new version."""
+model assigns identically, and the upgraded schema equals a fresh install of the new version.
+A database on 0.2.0 with edited segment rules keeps exactly those rules through the update to
+0.3.0 (where the rule table became a view over defaults and edits)."""
 
 import os
 import subprocess
 
 import psycopg
+import pytest
 
 OBJECTS = """
 SELECT pg_describe_object(d.classid, d.objid, 0) AS object,
@@ -22,6 +25,11 @@ SELECT pg_describe_object(d.classid, d.objid, 0) AS object,
                                      || a.attnotnull::text, ', ' ORDER BY a.attnum)
                    FROM pg_attribute a WHERE a.attrelid = d.objid AND a.attnum > 0 AND NOT a.attisdropped)
                || coalesce(obj_description(d.objid, 'pg_class'), '')
+               || coalesce((SELECT c.relacl::text FROM pg_class c WHERE c.oid = d.objid), '')
+               || coalesce((SELECT string_agg(pg_get_triggerdef(t.oid), '; ' ORDER BY t.tgname)
+                            FROM pg_trigger t WHERE t.tgrelid = d.objid AND NOT t.tgisinternal), '')
+               || coalesce((SELECT string_agg(co.conname || ' ' || pg_get_constraintdef(co.oid), '; ' ORDER BY co.conname)
+                            FROM pg_constraint co WHERE co.conrelid = d.objid), '')
            WHEN 'pg_type'::regclass THEN coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
                    FROM pg_attribute a JOIN pg_type t ON t.typrelid = a.attrelid WHERE t.oid = d.objid AND a.attnum > 0), '')
                || coalesce(obj_description(d.objid, 'pg_type'), '')
@@ -32,6 +40,16 @@ WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_rfm')
 ORDER BY 1
 """
+
+# Tables whose rows pg_dump keeps (pg_extension_config_dump), with their filters.
+CONFIG = """
+SELECT u.c::regclass::text, u.cond
+FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS u(c, cond)
+WHERE e.extname = 'pg_rfm'
+ORDER BY 1
+"""
+
+RULES = "SELECT * FROM rfm_segment_rules ORDER BY priority"
 
 
 def bin_(name):
@@ -53,18 +71,72 @@ def test_update_from_0_1_0(dsn, shop):
         before = conn.execute("SELECT id, rfm_segment('kept', recency, frequency, monetary),"
                               " rfm_cluster('kept', recency, frequency, monetary) FROM customers ORDER BY id").fetchall()
         conn.execute("ALTER EXTENSION pg_rfm UPDATE")
-        assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_rfm'").fetchone()[0] == "0.2.0"
+        assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_rfm'").fetchone()[0] == "0.3.0"
         after = conn.execute("SELECT id, rfm_segment('kept', recency, frequency, monetary),"
                              " rfm_cluster('kept', recency, frequency, monetary) FROM customers ORDER BY id").fetchall()
         upgraded = conn.execute(OBJECTS).fetchall()
+        upgraded_config = conn.execute(CONFIG).fetchall()
+        assert conn.execute("SELECT count(*) FROM rfm_segment_rule_edits").fetchone()[0] == 0
         # The upgraded database still trains and stores new versions.
         assert conn.execute("SELECT version FROM rfm_train('kept', 'customers', k => 3)").fetchone()[0] == 2
     assert after == before
     with psycopg.connect("dbname=rfm_fresh", autocommit=True) as conn:
         conn.execute("CREATE EXTENSION pg_rfm")
         fresh = conn.execute(OBJECTS).fetchall()
+        assert conn.execute(CONFIG).fetchall() == upgraded_config
     assert [o for o, _ in upgraded] == [o for o, _ in fresh]
-    differing = [o for (o, a), (_, b) in zip(upgraded, fresh) if a != b]
+    differing = [(o, a, b) for (o, a), (_, b) in zip(upgraded, fresh) if a != b]
     assert differing == [], differing
     for db in ("rfm_upgrade", "rfm_fresh"):
         subprocess.run([bin_("dropdb"), db], check=True)
+
+
+def test_update_from_0_2_0_keeps_rule_edits(dsn, shop):
+    subprocess.run([bin_("dropdb"), "--if-exists", "rfm_upgrade_rules"], check=True)
+    subprocess.run([bin_("createdb"), "rfm_upgrade_rules"], check=True)
+    warnings = []
+    with psycopg.connect("dbname=rfm_upgrade_rules", autocommit=True) as conn:
+        conn.add_notice_handler(lambda d: warnings.append((d.severity_nonlocalized, d.message_primary, d.message_detail)))
+        conn.execute("SET client_min_messages = warning")
+        conn.execute("CREATE EXTENSION pg_rfm VERSION '0.2.0'")
+        conn.execute("DROP ROLE IF EXISTS regress_rfm_rule_editor")
+        conn.execute("CREATE ROLE regress_rfm_rule_editor")
+        # In 0.2.0 rfm_segment_rules is a table: edit it as one.
+        conn.execute("UPDATE rfm_segment_rules SET segment = 'VIP', action = 'Call them' WHERE priority = 10")
+        conn.execute("UPDATE rfm_segment_rules SET description = NULL WHERE priority = 20")
+        conn.execute("DELETE FROM rfm_segment_rules WHERE segment = 'Lost'")
+        conn.execute("INSERT INTO rfm_segment_rules VALUES (55, 'Middle', 3, 3, 3, 3, 1, 5, 'Nudge', NULL)")
+        conn.execute("GRANT UPDATE, INSERT ON rfm_segment_rules TO regress_rfm_rule_editor")
+        before = conn.execute(RULES).fetchall()
+        probe = ("SELECT (rfm_score(6 - r, f, m, ROW(5, '{1.5,2.5,3.5,4.5}', '{1.5,2.5,3.5,4.5}',"
+                 " '{1.5,2.5,3.5,4.5}')::rfm_breaks)).segment FROM generate_series(1, 5) r,"
+                 " generate_series(1, 5) f, generate_series(1, 5) m ORDER BY r, f, m")
+        scored = conn.execute(probe).fetchall()
+        assert ("VIP",) in scored and ("Middle",) in scored and ("Lost",) not in scored
+
+        conn.execute("ALTER EXTENSION pg_rfm UPDATE TO '0.3.0'")
+        assert conn.execute(RULES).fetchall() == before
+        assert conn.execute(probe).fetchall() == scored
+        edits = conn.execute("SELECT priority, deleted, segment FROM rfm_segment_rule_edits ORDER BY 1").fetchall()
+        assert edits == [(10, False, "VIP"), (20, False, "Loyal Customers"), (55, False, "Middle"), (100, True, None)]
+
+        # The grant on the old table is not carried over (it would be lost by pg_dump): the
+        # update says so and gives the statements to run.
+        grants = [w for w in warnings if w[0] == "WARNING" and "privileges" in w[1]]
+        assert len(grants) == 1, warnings
+        detail = grants[0][2]
+        assert "GRANT INSERT, UPDATE ON public.rfm_segment_rules TO regress_rfm_rule_editor;" in detail, detail
+        statements = detail.split(": ", 1)[1]
+        conn.execute("SET ROLE regress_rfm_rule_editor")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE rfm_segment_rules SET action = 'Mine' WHERE priority = 55")
+        conn.execute("RESET ROLE")
+        conn.execute(statements)
+        conn.execute("SET ROLE regress_rfm_rule_editor")
+        conn.execute("UPDATE rfm_segment_rules SET action = 'Mine' WHERE priority = 55")
+        conn.execute("RESET ROLE")
+        assert conn.execute("SELECT action, edited_by FROM rfm_segment_rule_edits WHERE priority = 55").fetchone() \
+            == ("Mine", "regress_rfm_rule_editor")
+        conn.execute("REVOKE ALL ON rfm_segment_rules, rfm_segment_rule_edits FROM regress_rfm_rule_editor")
+        conn.execute("DROP ROLE regress_rfm_rule_editor")
+    subprocess.run([bin_("dropdb"), "rfm_upgrade_rules"], check=True)

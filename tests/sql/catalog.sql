@@ -21,7 +21,7 @@ JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.de
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_rfm'
 ORDER BY p.proname, p.oid::regprocedure::text;
 
--- Only training and the functions that read a whole source are not PARALLEL SAFE.
+-- Only training, rule edits and the functions that read a whole source are not PARALLEL SAFE.
 SELECT p.oid::regprocedure AS not_parallel_safe, p.proparallel
 FROM pg_proc p
 JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
