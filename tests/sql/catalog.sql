@@ -46,3 +46,28 @@ JOIN pg_language l ON l.oid = p.prolang
 WHERE p.prosecdef
    OR (l.lanname IN ('sql', 'plpgsql') AND NOT coalesce(p.proconfig::text LIKE '%search_path=%', false))
 ORDER BY p.oid::regprocedure::text;
+
+-- DROP EXTENSION: refused (2BP01) while a published view uses pg_rfm's functions; with
+-- CASCADE every object of the extension goes, models and rule edits included. CREATE
+-- EXTENSION then starts from the standard rules. (Rolled back: later tests keep the extension.)
+BEGIN;
+CREATE TEMP TABLE ext_objects AS
+SELECT d.classid, d.objid FROM pg_depend d
+WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_rfm');
+SELECT count(*) > 50 AS many_objects, count(DISTINCT classid) AS catalogs FROM ext_objects;
+SELECT count(*) > 0 AS published_views_exist
+FROM pg_depend d JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+JOIN ext_objects e ON e.classid = 'pg_proc'::regclass AND e.objid = d.refobjid;
+SELECT try_sql('DROP EXTENSION pg_rfm') AS without_cascade;
+SET client_min_messages = warning;
+DROP EXTENSION pg_rfm CASCADE;
+RESET client_min_messages;
+SELECT count(*) AS left_behind FROM ext_objects e
+WHERE EXISTS (SELECT 1 FROM pg_class c WHERE e.classid = 'pg_class'::regclass AND c.oid = e.objid)
+   OR EXISTS (SELECT 1 FROM pg_type t WHERE e.classid = 'pg_type'::regclass AND t.oid = e.objid)
+   OR EXISTS (SELECT 1 FROM pg_proc p WHERE e.classid = 'pg_proc'::regclass AND p.oid = e.objid);
+CREATE EXTENSION pg_rfm;
+SELECT (SELECT count(*) FROM rfm_segment_rules) AS rules, (SELECT count(*) FROM rfm_models) AS models;
+ROLLBACK;
+SELECT count(*) > 0 AS models_back_after_rollback FROM rfm_models;
