@@ -138,8 +138,28 @@ DECLARE
     lo int;
     hi int;
     other int;
+    current_rule rfm_segment_rules;
     standard rfm_segment_rule_defaults;
 BEGIN
+    -- Edits of the rules are serialized (readers are not blocked), and every check below
+    -- reads the latest committed rules: a second editor waits, then sees the first one's
+    -- changes. Under REPEATABLE READ or SERIALIZABLE the snapshot cannot move, so a rule
+    -- changed since it was taken makes the row lock fail with 40001 instead.
+    LOCK TABLE rfm_segment_rule_edits IN SHARE ROW EXCLUSIVE MODE;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        PERFORM 1 FROM rfm_segment_rule_edits e FOR UPDATE;
+    END IF;
+
+    -- The rule this statement read must still be the rule: never undo a change made since.
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        SELECT * INTO current_rule FROM rfm_segment_rules r WHERE r.priority = OLD.priority;
+        IF NOT FOUND OR current_rule IS DISTINCT FROM OLD THEN
+            RAISE EXCEPTION 'rfm_segment_rules: the rule with priority % changed after this statement read it (in another transaction, or earlier in this statement)',
+                    OLD.priority
+                USING ERRCODE = 'serialization_failure', HINT = 'Retry the statement.';
+        END IF;
+    END IF;
+
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         SELECT string_agg(j.key, ', ' ORDER BY j.key) INTO missing
         FROM jsonb_each(to_jsonb(NEW)) j
@@ -206,32 +226,13 @@ BEGIN
         SET deleted = false, segment = EXCLUDED.segment, r_min = EXCLUDED.r_min, r_max = EXCLUDED.r_max,
             f_min = EXCLUDED.f_min, f_max = EXCLUDED.f_max, m_min = EXCLUDED.m_min, m_max = EXCLUDED.m_max,
             action = EXCLUDED.action, description = EXCLUDED.description,
-            edited_at = now(), edited_by = current_user
-        -- A new priority may only take the place of a deleted rule, so a concurrent INSERT of
-        -- the same priority that committed first makes this one fail, as on a table. A rule
-        -- is only overwritten if it is still the row this statement read (OLD), so a
-        -- concurrent edit of the same rule is never silently undone.
-        WHERE (e.deleted AND (TG_OP = 'INSERT' OR NEW.priority <> OLD.priority))
-           OR (TG_OP = 'UPDATE' AND NEW.priority = OLD.priority AND NOT e.deleted
-               AND (e.segment, e.r_min, e.r_max, e.f_min, e.f_max, e.m_min, e.m_max, e.action, e.description)
-                   IS NOT DISTINCT FROM
-                   (OLD.segment, OLD.r_min, OLD.r_max, OLD.f_min, OLD.f_max, OLD.m_min, OLD.m_max,
-                    OLD.action, OLD.description));
-        IF NOT FOUND THEN
-            IF TG_OP = 'UPDATE' AND NEW.priority = OLD.priority THEN
-                RAISE EXCEPTION 'rfm_segment_rules: the rule with priority % was changed by a concurrent transaction',
-                        NEW.priority
-                    USING ERRCODE = 'serialization_failure', HINT = 'Retry the statement.';
-            END IF;
-            RAISE EXCEPTION 'rfm_segment_rules: a rule with priority % already exists', NEW.priority
-                USING ERRCODE = 'unique_violation';
-        END IF;
+            edited_at = now(), edited_by = current_user;
     END IF;
     RETURN NEW;
 END
 $$;
 COMMENT ON FUNCTION rfm_segment_rules_edit() IS
-'INSTEAD OF trigger of the rfm_segment_rules view: checks a changed rule as the table constraints would (NOT NULL 23502, ranges 23514, unique priority and segment 23505; 40001 when a concurrent transaction changed the same rule first) and records it in rfm_segment_rule_edits. Runs with the privileges of the editing role, which needs INSERT, UPDATE and DELETE on rfm_segment_rule_edits as well as on the view.';
+'INSTEAD OF trigger of the rfm_segment_rules view: serializes rule edits (SHARE ROW EXCLUSIVE lock on rfm_segment_rule_edits; readers are not blocked), checks a changed rule as the table constraints would (NOT NULL 23502, ranges 23514, unique priority and segment 23505, against the latest committed rules; 40001 when the rule changed after the statement read it) and records it in rfm_segment_rule_edits. Runs with the privileges of the editing role, which needs INSERT, UPDATE and DELETE on rfm_segment_rule_edits as well as on the view.';
 
 CREATE TRIGGER rfm_segment_rules_edit
     INSTEAD OF INSERT OR UPDATE OR DELETE ON rfm_segment_rules
@@ -241,8 +242,9 @@ CREATE FUNCTION rfm_reset_segment_rules() RETURNS int
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
     SET search_path = @extschema@, pg_catalog
     AS $$
+    LOCK TABLE rfm_segment_rule_edits IN SHARE ROW EXCLUSIVE MODE;
     WITH gone AS (DELETE FROM rfm_segment_rule_edits RETURNING 1)
-    SELECT count(*)::int FROM gone
+    SELECT count(*)::int FROM gone;
     $$;
 COMMENT ON FUNCTION rfm_reset_segment_rules() IS
 'Restores the standard segment rules: deletes every row of rfm_segment_rule_edits and returns how many there were.';

@@ -9,13 +9,46 @@
 -- This script moves every difference between the 0.2.0 table and the standard rules into
 -- rfm_segment_rule_edits, so rfm_segment_rules shows the same rows after the update.
 --
--- Privileges granted on the 0.2.0 table are not carried over: grants made inside an
+-- Objects of yours that use the old table (views, foreign keys, functions of its row type,
+-- triggers) would be dropped with it: the update refuses (2BP01) and names them.
+--
+-- Privileges on the 0.2.0 table are not carried over: grants and revokes made inside an
 -- extension script are recorded as the extension's initial privileges, which pg_dump does
--- not dump, so a carried grant would be lost at the next restore. Instead the update raises
--- a WARNING with the GRANT statements to run afterwards.
+-- not dump, so a carried privilege would be lost at the next restore. Instead the update
+-- raises a WARNING with the GRANT and REVOKE statements to run afterwards.
 --
 -- Released scripts are never edited: later changes go into a new pg_rfm--0.3.0--x.sql.
 \echo Use "ALTER EXTENSION pg_rfm UPDATE TO '0.3.0'" to load this file. \quit
+
+DO $$
+DECLARE
+    users text;
+BEGIN
+    SELECT string_agg(o, '; ' ORDER BY o) INTO users FROM (
+        SELECT DISTINCT CASE WHEN d.classid = 'pg_rewrite'::regclass
+                             THEN (SELECT 'view ' || r.ev_class::regclass::text FROM pg_rewrite r WHERE r.oid = d.objid)
+                             ELSE pg_describe_object(d.classid, d.objid, 0) END AS o
+        FROM pg_depend d
+        WHERE d.deptype = 'n'
+          AND ((d.refclassid = 'pg_class'::regclass
+                AND (d.refobjid = 'rfm_segment_rules'::regclass
+                     OR d.refobjid IN (SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = 'rfm_segment_rules'::regclass)))
+               OR (d.refclassid = 'pg_type'::regclass
+                   AND d.refobjid = (SELECT c.reltype FROM pg_class c WHERE c.oid = 'rfm_segment_rules'::regclass)))
+          AND NOT (d.classid = 'pg_constraint'::regclass
+                   AND d.objid IN (SELECT co.oid FROM pg_constraint co WHERE co.conrelid = 'rfm_segment_rules'::regclass))
+        UNION
+        SELECT pg_describe_object('pg_trigger'::regclass, t.oid, 0)
+        FROM pg_trigger t
+        WHERE t.tgrelid = 'rfm_segment_rules'::regclass AND NOT t.tgisinternal
+    ) u;
+    IF users IS NOT NULL THEN
+        RAISE EXCEPTION 'pg_rfm 0.3.0 replaces the table rfm_segment_rules by a view; these objects use the table: %', users
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Drop them, run ALTER EXTENSION pg_rfm UPDATE again, then create them again over the view rfm_segment_rules (a view cannot have ordinary triggers or be referenced by a foreign key).';
+    END IF;
+END
+$$;
 
 ALTER TABLE rfm_segment_rules RENAME TO rfm_segment_rules_0_2_0;
 
@@ -111,8 +144,28 @@ DECLARE
     lo int;
     hi int;
     other int;
+    current_rule rfm_segment_rules;
     standard rfm_segment_rule_defaults;
 BEGIN
+    -- Edits of the rules are serialized (readers are not blocked), and every check below
+    -- reads the latest committed rules: a second editor waits, then sees the first one's
+    -- changes. Under REPEATABLE READ or SERIALIZABLE the snapshot cannot move, so a rule
+    -- changed since it was taken makes the row lock fail with 40001 instead.
+    LOCK TABLE rfm_segment_rule_edits IN SHARE ROW EXCLUSIVE MODE;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        PERFORM 1 FROM rfm_segment_rule_edits e FOR UPDATE;
+    END IF;
+
+    -- The rule this statement read must still be the rule: never undo a change made since.
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        SELECT * INTO current_rule FROM rfm_segment_rules r WHERE r.priority = OLD.priority;
+        IF NOT FOUND OR current_rule IS DISTINCT FROM OLD THEN
+            RAISE EXCEPTION 'rfm_segment_rules: the rule with priority % changed after this statement read it (in another transaction, or earlier in this statement)',
+                    OLD.priority
+                USING ERRCODE = 'serialization_failure', HINT = 'Retry the statement.';
+        END IF;
+    END IF;
+
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         SELECT string_agg(j.key, ', ' ORDER BY j.key) INTO missing
         FROM jsonb_each(to_jsonb(NEW)) j
@@ -179,32 +232,13 @@ BEGIN
         SET deleted = false, segment = EXCLUDED.segment, r_min = EXCLUDED.r_min, r_max = EXCLUDED.r_max,
             f_min = EXCLUDED.f_min, f_max = EXCLUDED.f_max, m_min = EXCLUDED.m_min, m_max = EXCLUDED.m_max,
             action = EXCLUDED.action, description = EXCLUDED.description,
-            edited_at = now(), edited_by = current_user
-        -- A new priority may only take the place of a deleted rule, so a concurrent INSERT of
-        -- the same priority that committed first makes this one fail, as on a table. A rule
-        -- is only overwritten if it is still the row this statement read (OLD), so a
-        -- concurrent edit of the same rule is never silently undone.
-        WHERE (e.deleted AND (TG_OP = 'INSERT' OR NEW.priority <> OLD.priority))
-           OR (TG_OP = 'UPDATE' AND NEW.priority = OLD.priority AND NOT e.deleted
-               AND (e.segment, e.r_min, e.r_max, e.f_min, e.f_max, e.m_min, e.m_max, e.action, e.description)
-                   IS NOT DISTINCT FROM
-                   (OLD.segment, OLD.r_min, OLD.r_max, OLD.f_min, OLD.f_max, OLD.m_min, OLD.m_max,
-                    OLD.action, OLD.description));
-        IF NOT FOUND THEN
-            IF TG_OP = 'UPDATE' AND NEW.priority = OLD.priority THEN
-                RAISE EXCEPTION 'rfm_segment_rules: the rule with priority % was changed by a concurrent transaction',
-                        NEW.priority
-                    USING ERRCODE = 'serialization_failure', HINT = 'Retry the statement.';
-            END IF;
-            RAISE EXCEPTION 'rfm_segment_rules: a rule with priority % already exists', NEW.priority
-                USING ERRCODE = 'unique_violation';
-        END IF;
+            edited_at = now(), edited_by = current_user;
     END IF;
     RETURN NEW;
 END
 $$;
 COMMENT ON FUNCTION rfm_segment_rules_edit() IS
-'INSTEAD OF trigger of the rfm_segment_rules view: checks a changed rule as the table constraints would (NOT NULL 23502, ranges 23514, unique priority and segment 23505; 40001 when a concurrent transaction changed the same rule first) and records it in rfm_segment_rule_edits. Runs with the privileges of the editing role, which needs INSERT, UPDATE and DELETE on rfm_segment_rule_edits as well as on the view.';
+'INSTEAD OF trigger of the rfm_segment_rules view: serializes rule edits (SHARE ROW EXCLUSIVE lock on rfm_segment_rule_edits; readers are not blocked), checks a changed rule as the table constraints would (NOT NULL 23502, ranges 23514, unique priority and segment 23505, against the latest committed rules; 40001 when the rule changed after the statement read it) and records it in rfm_segment_rule_edits. Runs with the privileges of the editing role, which needs INSERT, UPDATE and DELETE on rfm_segment_rule_edits as well as on the view.';
 
 CREATE TRIGGER rfm_segment_rules_edit
     INSTEAD OF INSERT OR UPDATE OR DELETE ON rfm_segment_rules
@@ -214,8 +248,9 @@ CREATE FUNCTION rfm_reset_segment_rules() RETURNS int
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
     SET search_path = @extschema@, pg_catalog
     AS $$
+    LOCK TABLE rfm_segment_rule_edits IN SHARE ROW EXCLUSIVE MODE;
     WITH gone AS (DELETE FROM rfm_segment_rule_edits RETURNING 1)
-    SELECT count(*)::int FROM gone
+    SELECT count(*)::int FROM gone;
     $$;
 COMMENT ON FUNCTION rfm_reset_segment_rules() IS
 'Restores the standard segment rules: deletes every row of rfm_segment_rule_edits and returns how many there were.';
@@ -237,30 +272,50 @@ SELECT d.priority, true
 FROM rfm_segment_rule_defaults d
 WHERE NOT EXISTS (SELECT 1 FROM rfm_segment_rules_0_2_0 o WHERE o.priority = d.priority);
 
--- Grants on the 0.2.0 table, other than the extension's own SELECT to PUBLIC, to re-run.
+-- Privileges of the 0.2.0 table that differ from what the extension granted (SELECT to
+-- PUBLIC), as statements to run after the update: table and column grants (with their
+-- grant option); for every role that could write the rules, access to the two tables the
+-- editing trigger uses with that role's privileges; and a REVOKE when PUBLIC could not read
+-- the rules.
 DO $$
 DECLARE
+    old oid := 'rfm_segment_rules_0_2_0'::regclass;
+    schema_name text;
     todo text;
 BEGIN
-    SELECT string_agg(format('GRANT %s ON %I.rfm_segment_rules TO %s;%s',
-                             g.privs, n.nspname, g.who,
-                             CASE WHEN g.writes THEN format(' GRANT INSERT, UPDATE, DELETE ON %I.rfm_segment_rule_edits TO %s;',
-                                                            n.nspname, g.who) ELSE '' END),
-                      ' ' ORDER BY g.who)
-    INTO todo
-    FROM (SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS who,
-                 string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS privs,
-                 bool_or(a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE')) AS writes
-          FROM pg_class c, aclexplode(c.relacl) a
-          WHERE c.oid = 'rfm_segment_rules_0_2_0'::regclass
-            AND a.grantee <> c.relowner
-            AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
-            AND NOT (a.grantee = 0 AND a.privilege_type = 'SELECT')
-          GROUP BY a.grantee) g,
-         pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.oid = 'rfm_segment_rules_0_2_0'::regclass;
+    SELECT n.nspname INTO schema_name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = old;
+    WITH acl AS (
+        SELECT a.grantee, a.privilege_type, a.is_grantable, NULL::name AS col
+        FROM pg_class c, aclexplode(c.relacl) a
+        WHERE c.oid = old AND a.grantee <> c.relowner
+        UNION ALL
+        SELECT a.grantee, a.privilege_type, a.is_grantable, att.attname
+        FROM pg_class c, pg_attribute att, aclexplode(att.attacl) a
+        WHERE c.oid = old AND att.attrelid = old AND att.attnum > 0 AND NOT att.attisdropped
+          AND a.grantee <> c.relowner
+    ), named AS (
+        SELECT CASE WHEN acl.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(acl.grantee)) END AS who, acl.*
+        FROM acl
+        WHERE acl.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
+          AND NOT (acl.grantee = 0 AND acl.privilege_type = 'SELECT' AND acl.col IS NULL)
+    )
+    SELECT string_agg(s.stmt, ' ' ORDER BY s.ord, s.stmt) INTO todo FROM (
+        SELECT 1 AS ord, format('GRANT %s%s ON %I.rfm_segment_rules TO %s%s;', n.privilege_type,
+                                coalesce(' (' || quote_ident(n.col) || ')', ''), schema_name, n.who,
+                                CASE WHEN n.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS stmt
+        FROM named n
+        UNION
+        SELECT 2, format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I.rfm_segment_rule_edits TO %s;'
+                         ' GRANT SELECT ON %I.rfm_segment_rule_defaults TO %s;', schema_name, n.who, schema_name, n.who)
+        FROM named n WHERE n.privilege_type IN ('INSERT', 'UPDATE', 'DELETE')
+        UNION
+        SELECT 3, format('REVOKE SELECT ON %I.rfm_segment_rules, %I.rfm_segment_rule_edits, %I.rfm_segment_rule_defaults FROM PUBLIC;',
+                         schema_name, schema_name, schema_name)
+        WHERE NOT EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) a
+                          WHERE c.oid = old AND a.grantee = 0 AND a.privilege_type = 'SELECT')
+    ) s;
     IF todo IS NOT NULL THEN
-        RAISE WARNING 'pg_rfm 0.3.0: rfm_segment_rules is now a view; privileges granted on the 0.2.0 table were not carried over'
+        RAISE WARNING 'pg_rfm 0.3.0: rfm_segment_rules is now a view; privileges on the 0.2.0 table were not carried over'
             USING DETAIL = 'To restore them, run after the update: ' || todo;
     END IF;
 END

@@ -91,22 +91,29 @@ def test_update_from_0_1_0(dsn, shop):
         subprocess.run([bin_("dropdb"), db], check=True)
 
 
-def test_update_from_0_2_0_keeps_rule_edits(dsn, shop):
-    subprocess.run([bin_("dropdb"), "--if-exists", "rfm_upgrade_rules"], check=True)
-    subprocess.run([bin_("createdb"), "rfm_upgrade_rules"], check=True)
+def test_update_from_0_2_0_keeps_rule_edits(dsn, shop, tmp_path):
+    dbs = ("rfm_upgrade_rules", "rfm_upgrade_rules_restored")
+    for db in dbs:
+        subprocess.run([bin_("dropdb"), "--if-exists", db], check=True)
+    subprocess.run([bin_("createdb"), dbs[0]], check=True)
+    roles = ("regress_rfm_rule_editor", "regress_rfm_col_editor", "regress_rfm_nobody")
     warnings = []
-    with psycopg.connect("dbname=rfm_upgrade_rules", autocommit=True) as conn:
+    with psycopg.connect(f"dbname={dbs[0]}", autocommit=True) as conn:
         conn.add_notice_handler(lambda d: warnings.append((d.severity_nonlocalized, d.message_primary, d.message_detail)))
         conn.execute("SET client_min_messages = warning")
         conn.execute("CREATE EXTENSION pg_rfm VERSION '0.2.0'")
-        conn.execute("DROP ROLE IF EXISTS regress_rfm_rule_editor")
-        conn.execute("CREATE ROLE regress_rfm_rule_editor")
-        # In 0.2.0 rfm_segment_rules is a table: edit it as one.
+        for role in roles:
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+            conn.execute(f"CREATE ROLE {role}")
+        # In 0.2.0 rfm_segment_rules is a table: edit it as one, and set privileges on it.
         conn.execute("UPDATE rfm_segment_rules SET segment = 'VIP', action = 'Call them' WHERE priority = 10")
         conn.execute("UPDATE rfm_segment_rules SET description = NULL WHERE priority = 20")
         conn.execute("DELETE FROM rfm_segment_rules WHERE segment = 'Lost'")
         conn.execute("INSERT INTO rfm_segment_rules VALUES (55, 'Middle', 3, 3, 3, 3, 1, 5, 'Nudge', NULL)")
-        conn.execute("GRANT UPDATE, INSERT ON rfm_segment_rules TO regress_rfm_rule_editor")
+        conn.execute("GRANT UPDATE, INSERT ON rfm_segment_rules TO regress_rfm_rule_editor WITH GRANT OPTION")
+        conn.execute("GRANT SELECT ON rfm_segment_rules TO regress_rfm_rule_editor, regress_rfm_col_editor")
+        conn.execute("GRANT UPDATE (action) ON rfm_segment_rules TO regress_rfm_col_editor")
+        conn.execute("REVOKE SELECT ON rfm_segment_rules FROM PUBLIC")
         before = conn.execute(RULES).fetchall()
         probe = ("SELECT (rfm_score(6 - r, f, m, ROW(5, '{1.5,2.5,3.5,4.5}', '{1.5,2.5,3.5,4.5}',"
                  " '{1.5,2.5,3.5,4.5}')::rfm_breaks)).segment FROM generate_series(1, 5) r,"
@@ -114,29 +121,77 @@ def test_update_from_0_2_0_keeps_rule_edits(dsn, shop):
         scored = conn.execute(probe).fetchall()
         assert ("VIP",) in scored and ("Middle",) in scored and ("Lost",) not in scored
 
+        # A view of the user's over the old table: the update refuses, names it, changes nothing.
+        conn.execute("CREATE VIEW my_rules AS SELECT segment, action FROM rfm_segment_rules")
+        with pytest.raises(psycopg.errors.DependentObjectsStillExist, match="view my_rules"):
+            conn.execute("ALTER EXTENSION pg_rfm UPDATE TO '0.3.0'")
+        assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_rfm'").fetchone()[0] == "0.2.0"
+        assert conn.execute(RULES).fetchall() == before
+        conn.execute("DROP VIEW my_rules")
+
         conn.execute("ALTER EXTENSION pg_rfm UPDATE TO '0.3.0'")
         assert conn.execute(RULES).fetchall() == before
         assert conn.execute(probe).fetchall() == scored
         edits = conn.execute("SELECT priority, deleted, segment FROM rfm_segment_rule_edits ORDER BY 1").fetchall()
         assert edits == [(10, False, "VIP"), (20, False, "Loyal Customers"), (55, False, "Middle"), (100, True, None)]
 
-        # The grant on the old table is not carried over (it would be lost by pg_dump): the
+        # Privileges on the old table are not carried over (pg_dump would lose them): the
         # update says so and gives the statements to run.
         grants = [w for w in warnings if w[0] == "WARNING" and "privileges" in w[1]]
         assert len(grants) == 1, warnings
         detail = grants[0][2]
-        assert "GRANT INSERT, UPDATE ON public.rfm_segment_rules TO regress_rfm_rule_editor;" in detail, detail
+        for statement in (
+            "GRANT INSERT ON public.rfm_segment_rules TO regress_rfm_rule_editor WITH GRANT OPTION;",
+            "GRANT UPDATE ON public.rfm_segment_rules TO regress_rfm_rule_editor WITH GRANT OPTION;",
+            "GRANT SELECT ON public.rfm_segment_rules TO regress_rfm_rule_editor;",
+            "GRANT UPDATE (action) ON public.rfm_segment_rules TO regress_rfm_col_editor;",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON public.rfm_segment_rule_edits TO regress_rfm_col_editor;"
+            " GRANT SELECT ON public.rfm_segment_rule_defaults TO regress_rfm_col_editor;",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON public.rfm_segment_rule_edits TO regress_rfm_rule_editor;"
+            " GRANT SELECT ON public.rfm_segment_rule_defaults TO regress_rfm_rule_editor;",
+            "REVOKE SELECT ON public.rfm_segment_rules, public.rfm_segment_rule_edits,"
+            " public.rfm_segment_rule_defaults FROM PUBLIC;",
+        ):
+            assert statement in detail, detail
         statements = detail.split(": ", 1)[1]
         conn.execute("SET ROLE regress_rfm_rule_editor")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("UPDATE rfm_segment_rules SET action = 'Mine' WHERE priority = 55")
         conn.execute("RESET ROLE")
         conn.execute(statements)
+
+    def check_privileges(conn):
         conn.execute("SET ROLE regress_rfm_rule_editor")
         conn.execute("UPDATE rfm_segment_rules SET action = 'Mine' WHERE priority = 55")
         conn.execute("RESET ROLE")
         assert conn.execute("SELECT action, edited_by FROM rfm_segment_rule_edits WHERE priority = 55").fetchone() \
             == ("Mine", "regress_rfm_rule_editor")
-        conn.execute("REVOKE ALL ON rfm_segment_rules, rfm_segment_rule_edits FROM regress_rfm_rule_editor")
-        conn.execute("DROP ROLE regress_rfm_rule_editor")
-    subprocess.run([bin_("dropdb"), "rfm_upgrade_rules"], check=True)
+        conn.execute("SET ROLE regress_rfm_col_editor")
+        conn.execute("UPDATE rfm_segment_rules SET action = 'Col' WHERE priority = 55")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE rfm_segment_rules SET segment = 'Col' WHERE priority = 55")
+        conn.execute("SET ROLE regress_rfm_nobody")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM rfm_segment_rules")
+        conn.execute("RESET ROLE")
+
+    with psycopg.connect(f"dbname={dbs[0]}", autocommit=True) as conn:
+        check_privileges(conn)
+        conn.execute("UPDATE rfm_segment_rules SET action = 'Nudge' WHERE priority = 55")
+        after = conn.execute(RULES).fetchall()
+
+    # Run after the update, outside the extension script, the statements survive pg_dump.
+    dump = tmp_path / "upgraded.dump"
+    subprocess.run([bin_("pg_dump"), "-Fc", "-f", str(dump), dbs[0]], check=True)
+    subprocess.run([bin_("createdb"), dbs[1]], check=True)
+    restore = subprocess.run([bin_("pg_restore"), "--exit-on-error", "-d", dbs[1], str(dump)],
+                             capture_output=True, text=True)
+    assert restore.returncode == 0, restore.stderr
+    with psycopg.connect(f"dbname={dbs[1]}", autocommit=True) as conn:
+        assert conn.execute(RULES).fetchall() == after
+        check_privileges(conn)
+    for db in dbs:
+        subprocess.run([bin_("dropdb"), db], check=True)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for role in roles:
+            conn.execute(f"DROP ROLE {role}")

@@ -66,9 +66,14 @@ SELECT q, try_sql(q) AS outcome FROM (VALUES
     ($$INSERT INTO rfm_segment_rules VALUES (24, 'Bad r', 0, 1, 1, 1, 1, 1, 'x', NULL)$$),
     ($$INSERT INTO rfm_segment_rules VALUES (25, 'Bad f', 1, 1, 4, 2, 1, 1, 'x', NULL)$$),
     ($$UPDATE rfm_segment_rules SET m_max = 6 WHERE priority = 20$$),
-    ($$INSERT INTO rfm_segment_rules VALUES (26, 'Robert''); DROP TABLE rfm_models; --', 1, 1, 1, 1, 1, 1, 'x', NULL)$$)
+    ($$INSERT INTO rfm_segment_rules VALUES (26, 'Robert''); DROP TABLE rfm_models; --', 1, 1, 1, 1, 1, 1, 'x', NULL)$$),
+    -- A join that matches one rule twice: a table would apply the first match only; the view
+    -- refuses the second (the rule changed after the statement read it) and so the statement.
+    ($$UPDATE rfm_segment_rules r SET action = v.x FROM (VALUES ('a'), ('b')) v(x) WHERE r.priority = 30$$),
+    -- Upserts need a unique index, which a view does not have.
+    ($$INSERT INTO rfm_segment_rules VALUES (27, 'Upsert', 1, 1, 1, 1, 1, 1, 'x', NULL) ON CONFLICT (priority) DO NOTHING$$)
 ) AS cases(q);
-SELECT priority, segment FROM rfm_segment_rules WHERE priority IN (20, 21, 22, 23, 24, 25, 26, 30) ORDER BY priority;
+SELECT priority, segment, action FROM rfm_segment_rules WHERE priority IN (20, 21, 22, 23, 24, 25, 26, 27, 30) ORDER BY priority;
 SELECT count(*) AS models_table_still_there FROM rfm_models WHERE false;
 
 -- Deleting everything: no rule matches, so no segment.
