@@ -214,6 +214,21 @@ class Bench:
         self.pair("P4", f"`count(*) WHERE rfm_segment('m', r, f, m) = '{label}'` over"
                   f" {self.args.p4_rows:,} rows vs `WHERE r + f + m > 0`", ours, peer, 2.0)
 
+    def p4b(self, table):
+        """Many models at one call site: the name changes every row (one model per store or
+        region). The one-name peer builds its name the same way, so only switching differs."""
+        self.q("SELECT count(*) FROM generate_series(1, 20) i, rfm_model_import(rfm_model_export('p4'), 'p4_' || i)")
+        label = self.q("SELECT label FROM rfm_centroids c JOIN rfm_models m USING (model, version)"
+                       " WHERE m.model = 'p4' AND m.active ORDER BY c.cluster LIMIT 1")[0][0].replace(chr(39), chr(39) * 2)
+        query = (f"SELECT count(*) FROM {table} WHERE rfm_segment('p4_' || (1 + customer_id % {{n}}),"
+                 f" recency, frequency, monetary) = '{label}'")
+        self.warm(table)
+        one = self.timed_sql(query.format(n=1))
+        for n in (2, 20):
+            many = self.timed_sql(query.format(n=n))
+            self.pair(f"P4b-{n}", f"P4 with {n} model names alternating row by row (`rfm_segment('p4_' || (1 + id % {n}), ...)`)"
+                      " vs the same query with one name", many, one, 1.3)
+
     # ------------------------------------------------------------------ P0
     def p0(self, table):
         # Session settings of a batch job, stated in the report: room for the de-duplicating
@@ -371,7 +386,7 @@ def main():
     ap.add_argument("--p4-rows", type=int, default=10_000_000)
     ap.add_argument("--scaling-lines", default="1000000,10000000,100000000")
     ap.add_argument("--scaling-customers", default="100000,1000000,10000000")
-    ap.add_argument("--only", default="", help="comma-separated subset: P0,P1,P2,P3,P3b,P4,P5,scaling")
+    ap.add_argument("--only", default="", help="comma-separated subset: P0,P1,P2,P3,P3b,P4,P4b,P5,scaling")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -397,6 +412,12 @@ def main():
         rows = f"customers_{args.p4_rows}"
         b.make_customers(rows, args.p4_rows)
         b.p4(rows, cust)
+    if want("P4b"):
+        rows = f"customers_{args.p4_rows}"
+        b.make_customers(rows, args.p4_rows)
+        if not b.q("SELECT count(*) FROM rfm_models WHERE model = 'p4'")[0][0]:
+            b.q(f"SELECT rfm_train('p4', '{cust}', k => 4)")
+        b.p4b(rows)
     if want("scaling"):
         b.scaling_p1a([int(x) for x in args.scaling_lines.split(",") if x])
         b.scaling_p3([int(x) for x in args.scaling_customers.split(",") if x])

@@ -41,10 +41,13 @@ ensure_deps() {
     fi
 }
 
-# Builds (release) and installs the extension into the system PostgreSQL.
+# Builds and installs the extension into the system PostgreSQL: a release build, or a
+# debug build (quicker to build, slower to run) with RFM_BUILD=debug.
 install_extension() {
-    log "building and installing pg_rfm (release)"
-    (cd "$ROOT" && as_root env "PATH=$PATH" "HOME=$HOME" cargo pgrx install --release --pg-config "$PG_CONFIG" 2>&1 \
+    local profile=(--release)
+    [ "${RFM_BUILD:-release}" = debug ] && profile=()
+    log "building and installing pg_rfm (${RFM_BUILD:-release})"
+    (cd "$ROOT" && as_root env "PATH=$PATH" "HOME=$HOME" cargo pgrx install "${profile[@]}" --pg-config "$PG_CONFIG" 2>&1 \
         | grep -vE '^\s+(Compiling|Checking)' >&2)
     # Earlier versions' install scripts and the upgrade scripts (pgrx writes only the current one).
     as_root cp "$ROOT"/sql/versions/*.sql "$("$PG_CONFIG" --sharedir)/extension/"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test of pg_rfm: the numeric core's unit tests (cargo test), the SQL tests
+# Runs every test of pg_rfm: static checks (rustfmt, clippy), the numeric core's unit tests (cargo test), the SQL tests
 # (pg_regress golden files in tests/) and the end-to-end tests (pytest in tests/e2e: a real
 # client, real pg_cron, headless Chromium) against a throwaway PostgreSQL 15 cluster with the
 # release build installed. Installs what is missing first. Exit code 0 only if all pass.
@@ -10,6 +10,11 @@
 source "$(dirname "$0")/lib.sh"
 
 ensure_deps
+
+log "static checks (cargo fmt --check, cargo clippy -D warnings)"
+(cd "$ROOT" && cargo fmt --all --check >/dev/null) || { (cd "$ROOT" && cargo fmt --all --check | head -40); echo "cargo fmt --check: run cargo fmt"; exit 1; }
+(cd "$ROOT" && cargo clippy --workspace --all-targets -q -- -D warnings) || { echo "cargo clippy found problems"; exit 1; }
+static_passed=2
 
 log "core unit tests (cargo test)"
 core_out=$(cd "$ROOT" && cargo test --workspace --lib -q 2>&1) || { echo "$core_out"; exit 1; }
@@ -109,6 +114,6 @@ if [ "$crashes" != 0 ]; then
     sql_failed=$((sql_failed + 1))
 fi
 
-echo "core: $core_passed passed; sql: $sql_passed passed, $sql_failed failed; e2e: $e2e_passed passed, $e2e_failed failed"
-echo "$((core_passed + sql_passed + e2e_passed)) passed, $((sql_failed + e2e_failed)) failed"
+echo "static: $static_passed passed; core: $core_passed passed; sql: $sql_passed passed, $sql_failed failed; e2e: $e2e_passed passed, $e2e_failed failed"
+echo "$((static_passed + core_passed + sql_passed + e2e_passed)) passed, $((sql_failed + e2e_failed)) failed"
 [ "$sql_failed" = 0 ] && [ "$e2e_failed" = 0 ] && [ "$sql_passed" -gt 0 ]

@@ -201,6 +201,7 @@ CREATE FUNCTION rfm_model_export(model text) RETURNS jsonb
                     FROM unnest(m.features) WITH ORDINALITY AS u(f, i)),
             'mean', to_jsonb(m.scale_mean),
             'scale', to_jsonb(m.scale_sd)),
+        'log_features', to_jsonb(m.log_features),
         'metrics', jsonb_build_object('inertia', m.inertia, 'silhouette', m.silhouette,
                                       'davies_bouldin', m.davies_bouldin,
                                       'calinski_harabasz', m.calinski_harabasz),
@@ -278,8 +279,9 @@ BEGIN
     WHERE m.model = rfm_activate.model AND m.version = rfm_activate.version
     FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'model "%" has no version %', rfm_activate.model, rfm_activate.version
-            USING ERRCODE = 'undefined_object';
+        RAISE EXCEPTION 'rfm_activate: model "%" has no version %', rfm_activate.model, rfm_activate.version
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT version, active, created_at FROM rfm_models WHERE model = ... lists the versions of a model.';
     END IF;
     UPDATE rfm_models m SET active = false
     WHERE m.model = rfm_activate.model AND m.active AND m.version <> rfm_activate.version;

@@ -18,17 +18,19 @@ DECLARE
     body text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM rfm_models m WHERE m.model = rfm_publish.model AND m.active) THEN
-        RAISE EXCEPTION 'model "%" does not exist (no active version)', rfm_publish.model
-            USING ERRCODE = 'undefined_object';
+        RAISE EXCEPTION 'rfm_publish: model "%" does not exist (no active version)', rfm_publish.model
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT model FROM rfm_model_summary lists the models with an active version; rfm_train creates one.';
     END IF;
     IF array_length(parts, 1) > 2 THEN
-        RAISE EXCEPTION 'view_name must be "view" or "schema.view", got %', view_name
+        RAISE EXCEPTION 'rfm_publish: view_name must be "view" or "schema.view", got %', view_name
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = source AND a.attname = id_column
                    AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION 'column "%" of relation % does not exist', id_column, source
-            USING ERRCODE = 'undefined_column';
+        RAISE EXCEPTION 'rfm_publish: column "%" of relation % does not exist', id_column, source
+            USING ERRCODE = 'undefined_column',
+                  HINT = 'Name the customer id column of source in id_column.';
     END IF;
     v := array_to_string(ARRAY(SELECT quote_ident(p) FROM unnest(parts) p), '.');
     mv := array_to_string(ARRAY(SELECT quote_ident(p) FROM unnest(parts[1:array_length(parts, 1) - 1]) p)
@@ -88,7 +90,21 @@ CREATE FUNCTION rfm_transitions(model text, before regclass, after regclass, id_
     AS $fn$
 DECLARE
     ext text := quote_ident('@extschema@');
+    rel regclass;
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM rfm_models m WHERE m.model = rfm_transitions.model AND m.active) THEN
+        RAISE EXCEPTION 'rfm_transitions: model "%" does not exist (no active version)', rfm_transitions.model
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT model FROM rfm_model_summary lists the models with an active version; rfm_train creates one.';
+    END IF;
+    FOREACH rel IN ARRAY ARRAY[before, after] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = id_column
+                       AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'rfm_transitions: column "%" of relation % does not exist', id_column, rel
+                USING ERRCODE = 'undefined_column',
+                      HINT = 'Name the customer id column of both snapshots in id_column.';
+        END IF;
+    END LOOP;
     RETURN QUERY EXECUTE format($q$
         WITH b AS (SELECT %1$I AS id, %2$s.rfm_segment(%3$L, recency, frequency, monetary) AS seg FROM %4$s),
              a AS (SELECT %1$I AS id, %2$s.rfm_segment(%3$L, recency, frequency, monetary) AS seg FROM %5$s),

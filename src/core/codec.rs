@@ -1,5 +1,6 @@
 //! A small little-endian byte codec for aggregate states (parallel workers, Citus).
 
+use super::error::corrupt_state;
 use super::CoreError;
 
 #[derive(Default)]
@@ -46,7 +47,7 @@ impl<'a> Reader<'a> {
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8], CoreError> {
         if self.buf.len() < n {
-            return Err(CoreError::Corrupt("truncated"));
+            return Err(corrupt_state("truncated"));
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -73,9 +74,9 @@ impl<'a> Reader<'a> {
     /// A length prefix, checked against the bytes left so a corrupt length cannot allocate wildly.
     fn len(&mut self, elem_size: usize) -> Result<usize, CoreError> {
         let n = self.u64()?;
-        let n = usize::try_from(n).map_err(|_| CoreError::Corrupt("length"))?;
+        let n = usize::try_from(n).map_err(|_| corrupt_state("length"))?;
         if n.checked_mul(elem_size).is_none_or(|b| b > self.buf.len()) {
-            return Err(CoreError::Corrupt("length"));
+            return Err(corrupt_state("length"));
         }
         Ok(n)
     }
@@ -99,7 +100,7 @@ impl<'a> Reader<'a> {
         if self.buf.is_empty() {
             Ok(())
         } else {
-            Err(CoreError::Corrupt("trailing bytes"))
+            Err(corrupt_state("trailing bytes"))
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::distance::{dist2, nearest};
 use super::error::invalid;
 use super::rng::Rng;
 use super::CoreError;
@@ -48,29 +49,6 @@ pub struct Fit {
     pub labels: Vec<Label>,
     pub inertia: f64,
     pub iterations: usize,
-}
-
-#[inline(always)]
-fn dist2(a: &[f64], b: &[f64]) -> f64 {
-    let mut s = 0.0;
-    for (x, y) in a.iter().zip(b) {
-        let t = x - y;
-        s += t * t;
-    }
-    s
-}
-
-/// Index and squared distance of the centroid nearest to `x` (lowest index on ties).
-#[inline(always)]
-pub fn nearest(x: &[f64], centroids: &[f64], d: usize) -> (usize, f64) {
-    let mut best = (0, f64::INFINITY);
-    for (c, cent) in centroids.chunks_exact(d).enumerate() {
-        let dd = dist2(x, cent);
-        if dd < best.1 {
-            best = (c, dd);
-        }
-    }
-    best
 }
 
 /// Greedy k-means++ (scikit-learn's variant: 2 + ln k candidates per step, keep the one
@@ -147,7 +125,7 @@ fn assign(data: &[f64], d: usize, centroids: &[f64], labels: &mut [Label], sums:
             let mut inertia = 0.0;
             let mut changed = false;
             for (x, label) in data.chunks_exact(d).zip(labels.iter_mut()) {
-                let (c, dd) = nearest(x, centroids, d);
+                let (c, dd) = nearest(x, centroids);
                 inertia += dd;
                 changed |= *label != c as Label;
                 *label = c as Label;
@@ -164,26 +142,19 @@ fn assign(data: &[f64], d: usize, centroids: &[f64], labels: &mut [Label], sums:
 /// `assign` for a dimension known at compile time: rows and centroids as fixed arrays, so
 /// the distance loop unrolls and stays in registers.
 #[inline(never)]
-fn assign_fixed<const D: usize>(data: &[f64], centroids: &[f64], labels: &mut [Label], sums: &mut [f64], counts: &mut [u64]) -> (f64, bool) {
-    let cents: Vec<[f64; D]> = centroids.chunks_exact(D).map(|c| c.try_into().unwrap_or([0.0; D])).collect();
-    let mut acc: Vec<[f64; D]> = vec![[0.0; D]; cents.len()];
+fn assign_fixed<const D: usize>(
+    data: &[f64],
+    centroids: &[f64],
+    labels: &mut [Label],
+    sums: &mut [f64],
+    counts: &mut [u64],
+) -> (f64, bool) {
+    let mut acc: Vec<[f64; D]> = vec![[0.0; D]; centroids.len() / D];
     let mut inertia = 0.0;
     let mut changed = false;
     for (x, label) in data.chunks_exact(D).zip(labels.iter_mut()) {
         let x: [f64; D] = x.try_into().unwrap_or([0.0; D]);
-        let mut best = 0;
-        let mut best_d = f64::INFINITY;
-        for (c, cent) in cents.iter().enumerate() {
-            let mut dd = 0.0;
-            for j in 0..D {
-                let t = x[j] - cent[j];
-                dd += t * t;
-            }
-            if dd < best_d {
-                best_d = dd;
-                best = c;
-            }
-        }
+        let (best, best_d) = nearest(&x, centroids);
         inertia += best_d;
         changed |= *label != best as Label;
         *label = best as Label;
@@ -383,11 +354,8 @@ mod tests {
             assert!(fit.labels[b * 100..(b + 1) * 100].iter().all(|x| *x == l));
         }
         // Inertia equals the sum of squared distances to the assigned centroids.
-        let direct: f64 = data
-            .chunks_exact(2)
-            .zip(&fit.labels)
-            .map(|(x, l)| dist2(x, &fit.centroids[*l as usize * 2..*l as usize * 2 + 2]))
-            .sum();
+        let direct: f64 =
+            data.chunks_exact(2).zip(&fit.labels).map(|(x, l)| dist2(x, &fit.centroids[*l as usize * 2..*l as usize * 2 + 2])).sum();
         assert!((direct - fit.inertia).abs() < 1e-9);
     }
 
@@ -454,7 +422,7 @@ mod tests {
                 .fit(&ds)
                 .unwrap();
             let cents: Vec<f64> = reference.centroids().iter().copied().collect();
-            let theirs: f64 = data.chunks_exact(3).map(|x| nearest(x, &cents, 3).1).sum();
+            let theirs: f64 = data.chunks_exact(3).map(|x| crate::core::distance::nearest(x, &cents).1).sum();
             assert!(ours.inertia <= theirs * 1.01, "k = {k}: ours {} vs linfa {theirs}", ours.inertia);
             assert!(ours.inertia >= theirs * 0.95, "k = {k}: ours {} suspiciously below linfa {theirs}", ours.inertia);
         }

@@ -1,6 +1,7 @@
 //! Clustering quality, with scikit-learn's definitions: inertia, silhouette, Davies-Bouldin,
 //! Calinski-Harabasz. Clusters without members are ignored, as scikit-learn does.
 
+use super::distance::dist2;
 use super::kmeans::Label;
 use super::rng::Rng;
 
@@ -14,11 +15,6 @@ pub struct Metrics {
     pub silhouette: Option<f64>,
     pub davies_bouldin: Option<f64>,
     pub calinski_harabasz: Option<f64>,
-}
-
-#[inline(always)]
-fn dist2(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
 /// Members and per-feature sums of each cluster (k rows of d sums).
@@ -49,10 +45,7 @@ fn cluster_means(data: &[f64], d: usize, labels: &[Label], k: usize) -> (Vec<u64
 }
 
 pub fn inertia(data: &[f64], d: usize, labels: &[Label], centroids: &[f64]) -> f64 {
-    data.chunks_exact(d)
-        .zip(labels)
-        .map(|(x, l)| dist2(x, &centroids[*l as usize * d..(*l as usize + 1) * d]))
-        .sum()
+    data.chunks_exact(d).zip(labels).map(|(x, l)| dist2(x, &centroids[*l as usize * d..(*l as usize + 1) * d])).sum()
 }
 
 /// Mean silhouette over `rows` (indices into data). `None` unless 2 <= clusters <= rows - 1.
@@ -88,10 +81,7 @@ fn silhouette_rows(data: &[f64], d: usize, labels: &[Label], k: usize, rows: &[u
             continue; // a singleton's silhouette is 0
         }
         let intra = sums[a * k + la] / (sizes[la] - 1) as f64;
-        let inter = (0..k)
-            .filter(|c| *c != la && sizes[*c] > 0)
-            .map(|c| sums[a * k + c] / sizes[c] as f64)
-            .fold(f64::INFINITY, f64::min);
+        let inter = (0..k).filter(|c| *c != la && sizes[*c] > 0).map(|c| sums[a * k + c] / sizes[c] as f64).fold(f64::INFINITY, f64::min);
         let denom = intra.max(inter);
         if denom > 0.0 {
             total += (inter - intra) / denom;
@@ -103,11 +93,8 @@ fn silhouette_rows(data: &[f64], d: usize, labels: &[Label], k: usize, rows: &[u
 /// Silhouette: exact for up to `SILHOUETTE_EXACT_MAX` rows, else on a sample drawn with `seed`.
 pub fn silhouette(data: &[f64], d: usize, labels: &[Label], k: usize, seed: u64, check: &mut dyn FnMut()) -> Option<f64> {
     let n = labels.len();
-    let rows: Vec<usize> = if n <= SILHOUETTE_EXACT_MAX {
-        (0..n).collect()
-    } else {
-        Rng::stream(seed, 0x5111).sample(n, SILHOUETTE_EXACT_MAX)
-    };
+    let rows: Vec<usize> =
+        if n <= SILHOUETTE_EXACT_MAX { (0..n).collect() } else { Rng::stream(seed, 0x5111).sample(n, SILHOUETTE_EXACT_MAX) };
     silhouette_rows(data, d, labels, k, &rows, check)
 }
 
@@ -135,7 +122,11 @@ pub fn davies_bouldin(data: &[f64], d: usize, labels: &[Label], k: usize) -> Opt
             .filter(|b| **b != a)
             .map(|&b| {
                 let sep = dist2(&means[a * d..(a + 1) * d], &means[b * d..(b + 1) * d]).sqrt();
-                if sep == 0.0 { 0.0 } else { (scatter[a] + scatter[b]) / sep }
+                if sep == 0.0 {
+                    0.0
+                } else {
+                    (scatter[a] + scatter[b]) / sep
+                }
             })
             .fold(f64::NEG_INFINITY, f64::max);
         total += worst;
@@ -157,15 +148,8 @@ pub fn calinski_harabasz(data: &[f64], d: usize, labels: &[Label], k: usize) -> 
         }
     }
     overall.iter_mut().for_each(|v| *v /= n as f64);
-    let between: f64 = (0..k)
-        .filter(|c| counts[*c] > 0)
-        .map(|c| counts[c] as f64 * dist2(&means[c * d..(c + 1) * d], &overall))
-        .sum();
-    let within: f64 = data
-        .chunks_exact(d)
-        .zip(labels)
-        .map(|(x, l)| dist2(x, &means[*l as usize * d..(*l as usize + 1) * d]))
-        .sum();
+    let between: f64 = (0..k).filter(|c| counts[*c] > 0).map(|c| counts[c] as f64 * dist2(&means[c * d..(c + 1) * d], &overall)).sum();
+    let within: f64 = data.chunks_exact(d).zip(labels).map(|(x, l)| dist2(x, &means[*l as usize * d..(*l as usize + 1) * d])).sum();
     if within == 0.0 {
         return Some(1.0);
     }

@@ -1,8 +1,13 @@
 //! Numeric core of pg_rfm: plain Rust, no Postgres types, tested with `cargo test`.
 
+#![forbid(unsafe_code)]
+
 pub mod codec;
+pub mod distance;
+pub mod document;
 pub mod error;
 pub mod kmeans;
+pub mod lru;
 pub mod metrics;
 pub mod model;
 #[cfg(test)]
@@ -12,8 +17,8 @@ pub mod report;
 pub mod rfm;
 pub mod rng;
 pub mod scale;
-pub mod serde_f64;
 pub mod score;
+pub mod serde_f64;
 
 pub use error::CoreError;
 

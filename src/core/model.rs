@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{invalid, out_of_range};
-use super::kmeans::{self, nearest, Label};
+use super::distance::nearest;
+use super::error::{invalid, out_of_range, show, sql_array};
+use super::kmeans::{self, Label};
 use super::metrics::{self, Metrics};
 use super::quantile::{breaks, percentiles};
 use super::scale::{retain_rows, Outliers, Scaler};
@@ -85,7 +86,14 @@ impl Options {
     }
 
     fn kmeans(&self, k: usize) -> kmeans::Params {
-        kmeans::Params { k, n_init: self.n_init, max_iter: self.max_iter, tolerance: self.tolerance, seed: self.seed, threads: self.threads }
+        kmeans::Params {
+            k,
+            n_init: self.n_init,
+            max_iter: self.max_iter,
+            tolerance: self.tolerance,
+            seed: self.seed,
+            threads: self.threads,
+        }
     }
 }
 
@@ -93,9 +101,13 @@ impl Options {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KPoint {
     pub k: usize,
+    #[serde(deserialize_with = "super::serde_f64::nan")]
     pub inertia: f64,
+    #[serde(default, deserialize_with = "super::serde_f64::option")]
     pub silhouette: Option<f64>,
+    #[serde(default, deserialize_with = "super::serde_f64::option")]
     pub davies_bouldin: Option<f64>,
+    #[serde(default, deserialize_with = "super::serde_f64::option")]
     pub calinski_harabasz: Option<f64>,
     pub iterations: usize,
     pub elapsed_ms: f64,
@@ -109,6 +121,7 @@ pub struct Cluster {
     pub label: String,
     pub action: String,
     /// Centroid in the scaled space (what assignment compares against).
+    #[serde(deserialize_with = "super::serde_f64::nan_vec")]
     pub scaled: Vec<f64>,
     /// Centroid mapped back to original units (of the clipped, logged data).
     #[serde(deserialize_with = "super::serde_f64::nan_vec")]
@@ -130,59 +143,215 @@ pub struct Model {
     pub clusters: Vec<Cluster>,
 }
 
-impl Model {
-    /// Index into `clusters` of the nearest centroid after the stored preprocessing.
-    /// `row` is overwritten with its scaled form.
-    #[inline]
-    pub fn assign(&self, row: &mut [f64]) -> usize {
-        self.scaler.transform(row);
-        let mut best = (0, f64::INFINITY);
-        for (i, c) in self.clusters.iter().enumerate() {
-            let dd: f64 = row.iter().zip(&c.scaled).map(|(x, y)| (x - y) * (x - y)).sum();
-            if dd < best.1 {
-                best = (i, dd);
-            }
+/// How `Model::check` names what it finds wrong: as the columns of the model tables
+/// (`scale_sd`, `rfm_centroids.scaled`), or as the keys of an exported document
+/// (`scaler.scale`, `clusters[2].scaled`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Naming {
+    Tables,
+    Document,
+}
+
+impl Naming {
+    fn scaler(self, field: &str) -> &'static str {
+        match (self, field) {
+            (Naming::Tables, "lower") => "lower_fence",
+            (Naming::Tables, "upper") => "upper_fence",
+            (Naming::Tables, "mean") => "scale_mean",
+            (Naming::Tables, "scale") => "scale_sd",
+            (Naming::Tables, _) => "log_features",
+            (Naming::Document, "lower") => "scaler.lower",
+            (Naming::Document, "upper") => "scaler.upper",
+            (Naming::Document, "mean") => "scaler.mean",
+            (Naming::Document, "scale") => "scaler.scale",
+            (Naming::Document, _) => "scaler.log",
         }
-        best.0
     }
 
-    /// `assign`, or an out-of-range error when the row is too large for the distances to
-    /// be finite (possible only for models trained with outliers => 'keep').
-    #[inline]
-    pub fn try_assign(&self, row: &mut [f64]) -> Result<usize, CoreError> {
-        let i = self.assign(row);
-        let dd: f64 = row.iter().zip(&self.clusters[i].scaled).map(|(x, y)| (x - y) * (x - y)).sum();
-        if dd.is_finite() {
-            Ok(i)
-        } else {
-            Err(out_of_range("feature values are too large for this model (out of range for float8 after preprocessing)"))
+    /// A field (or, with `element`, one of its elements) of the cluster at `index`
+    /// (position in the model) numbered `number`.
+    fn cluster(self, index: usize, number: i32, field: &str, element: Option<usize>) -> String {
+        let at = element.map_or(String::new(), |j| format!("[{}]", self.at(j)));
+        match self {
+            Naming::Tables => {
+                let column = if field == "sum" { "total" } else { field };
+                format!("rfm_centroids.{column}{at} of cluster {number}")
+            }
+            Naming::Document => format!("clusters[{index}].{field}{at}"),
         }
+    }
+
+    /// How element `j` (0-based) of an array is written: SQL arrays count from 1, JSON
+    /// arrays (as in `doc->'scaler'->'scale'->0`) from 0.
+    fn at(self, j: usize) -> usize {
+        match self {
+            Naming::Tables => j + 1,
+            Naming::Document => j,
+        }
+    }
+}
+
+fn values(n: usize) -> String {
+    if n == 1 {
+        "1 value".into()
+    } else {
+        format!("{n} values")
+    }
+}
+
+impl Model {
+    /// Checks everything assignment, profiles and reports rely on, whatever the model came
+    /// from (the tables, an import, a cache): one entry per feature in every preprocessing
+    /// array, finite values, positive scales, `declared_k` (when known) clusters numbered
+    /// 1..k, every centroid of the model's dimension, unique non-empty labels. Returns the
+    /// first problem found, named as `naming` says.
+    pub fn check(&self, declared_k: Option<i64>, naming: Naming) -> Result<(), String> {
+        let d = self.features.len();
+        let features = sql_array(&self.features);
+        if d == 0 {
+            return Err("features is empty".into());
+        }
+        for (i, f) in self.features.iter().enumerate() {
+            if f.is_empty() {
+                return Err(format!("features {features} has an empty name"));
+            }
+            if self.features[..i].contains(f) {
+                return Err(format!("features {features} lists \"{f}\" twice"));
+            }
+        }
+        let s = &self.scaler;
+        for (field, len) in
+            [("lower", s.lower.len()), ("upper", s.upper.len()), ("log", s.log.len()), ("mean", s.mean.len()), ("scale", s.scale.len())]
+        {
+            if len != d && !(field == "log" && naming == Naming::Tables) {
+                return Err(format!("{} has {} for the {d} features {features}", naming.scaler(field), values(len)));
+            }
+        }
+        for j in 0..d {
+            let f = &self.features[j];
+            let (lo, hi) = (s.lower[j], s.upper[j]);
+            let (lower, upper) = (naming.scaler("lower"), naming.scaler("upper"));
+            let at = naming.at(j);
+            if lo.is_nan() || lo == f64::INFINITY {
+                return Err(format!("{lower}[{at}] ({f}) is {}", show(lo)));
+            }
+            if hi.is_nan() || hi == f64::NEG_INFINITY {
+                return Err(format!("{upper}[{at}] ({f}) is {}", show(hi)));
+            }
+            if lo > hi {
+                return Err(format!("{lower}[{at}] ({f}) is {}, above {upper}[{at}] = {}", show(lo), show(hi)));
+            }
+            if !s.mean[j].is_finite() {
+                return Err(format!("{}[{at}] ({f}) is {}", naming.scaler("mean"), show(s.mean[j])));
+            }
+            if !(s.scale[j].is_finite() && s.scale[j] > 0.0) {
+                return Err(format!(
+                    "{}[{at}] ({f}) is {}; standard deviations must be positive and finite",
+                    naming.scaler("scale"),
+                    show(s.scale[j])
+                ));
+            }
+        }
+        let k = self.clusters.len();
+        if let Some(declared) = declared_k {
+            if declared != k as i64 {
+                return Err(match naming {
+                    Naming::Tables => format!("k is {declared} but rfm_centroids has {k} rows for this version"),
+                    Naming::Document => format!("k is {declared} but clusters has {k} entries"),
+                });
+            }
+        }
+        if k < 2 {
+            return Err(format!("a model needs at least 2 clusters, this one has {k}"));
+        }
+        let mut numbers: Vec<i32> = self.clusters.iter().map(|c| c.cluster).collect();
+        numbers.sort_unstable();
+        if numbers.iter().enumerate().any(|(i, n)| *n != i as i32 + 1) {
+            let list: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
+            return Err(format!("the clusters are numbered {}, expected 1 to {k}", sql_array(&list)));
+        }
+        for (i, c) in self.clusters.iter().enumerate() {
+            let at = |field: &str| naming.cluster(i, c.cluster, field, None);
+            if c.scaled.len() != d {
+                return Err(format!("{} has {} for the {d} features {features}", at("scaled"), values(c.scaled.len())));
+            }
+            if let Some(j) = c.scaled.iter().position(|v| !v.is_finite()) {
+                return Err(format!("{} is {}", naming.cluster(i, c.cluster, "scaled", Some(j)), show(c.scaled[j])));
+            }
+            if c.original.len() != d {
+                return Err(format!("{} has {} for the {d} features {features}", at("original"), values(c.original.len())));
+            }
+            for (field, v) in [("mean", &c.mean), ("median", &c.median), ("sum", &c.sum)] {
+                if !v.is_empty() && v.len() != d {
+                    return Err(format!("{} has {}, expected {d} (or none)", at(field), values(v.len())));
+                }
+            }
+            if c.size < 0 {
+                return Err(format!("{} is {}, a cluster size cannot be negative", at("size"), c.size));
+            }
+            if c.label.trim().is_empty() {
+                return Err(format!("{} is empty", at("label")));
+            }
+            if let Some(other) = self.clusters[..i].iter().find(|o| o.label == c.label) {
+                return Err(format!("clusters {} and {} have the same label \"{}\"", other.cluster, c.cluster, c.label));
+            }
+        }
+        Ok(())
     }
 
     /// Centroids as flat rows, in cluster order.
     pub fn centroid_rows(&self) -> Vec<f64> {
         self.clusters.iter().flat_map(|c| c.scaled.iter().copied()).collect()
     }
+}
 
-    /// Checks a model that came from outside (an import): shapes and finiteness.
-    pub fn validate(&self) -> Result<(), CoreError> {
-        let d = self.features.len();
-        let s = &self.scaler;
-        if d == 0 || self.clusters.len() < 2 {
-            return Err(invalid("a model needs at least one feature and two clusters"));
+#[inline(always)]
+fn nearest_fixed<const D: usize>(row: &[f64], centroids: &[f64]) -> (usize, f64) {
+    let x: [f64; D] = row.try_into().unwrap_or([f64::NAN; D]);
+    nearest(&x, centroids)
+}
+
+/// A checked model, laid out for assignment: the preprocessing and the centroids as flat
+/// rows (cluster `i` of the model is row `i`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assigner {
+    scaler: Scaler,
+    centroids: Vec<f64>,
+    d: usize,
+}
+
+impl Assigner {
+    /// An assigner for `model`, which must have passed `Model::check`.
+    pub fn new(model: &Model) -> Assigner {
+        Assigner { scaler: model.scaler.clone(), centroids: model.centroid_rows(), d: model.features.len() }
+    }
+
+    pub fn dims(&self) -> usize {
+        self.d
+    }
+
+    /// Index into the model's clusters of the centroid nearest to `row` (original units)
+    /// after the stored preprocessing; `row` is overwritten with its scaled form. An
+    /// out-of-range error when the distances are not finite (possible only for models
+    /// trained with outliers => 'keep' and enormous inputs).
+    #[inline]
+    pub fn assign(&self, row: &mut [f64]) -> Result<usize, CoreError> {
+        if row.len() != self.d {
+            return Err(invalid(format!("expected {} feature values, got {}", self.d, row.len())));
         }
-        if [s.lower.len(), s.upper.len(), s.log.len(), s.mean.len(), s.scale.len()].iter().any(|l| *l != d) {
-            return Err(invalid("the model's preprocessing does not have one entry per feature"));
+        self.scaler.transform(row);
+        // Row lengths known at compile time for the usual dimensions: the distance loop unrolls.
+        let (i, dd) = match row.len() {
+            2 => nearest_fixed::<2>(row, &self.centroids),
+            3 => nearest_fixed::<3>(row, &self.centroids),
+            4 => nearest_fixed::<4>(row, &self.centroids),
+            _ => nearest(row, &self.centroids),
+        };
+        if dd.is_finite() {
+            Ok(i)
+        } else {
+            Err(out_of_range("feature values are too large for this model (out of range for float8 after preprocessing)"))
         }
-        if s.scale.iter().any(|v| !v.is_finite() || *v <= 0.0) || s.mean.iter().any(|v| !v.is_finite()) {
-            return Err(invalid("the model's standardization parameters must be finite, with positive scales"));
-        }
-        for c in &self.clusters {
-            if c.scaled.len() != d || c.scaled.iter().any(|v| !v.is_finite()) {
-                return Err(invalid(format!("cluster {} does not have {d} finite centroid coordinates", c.cluster)));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -224,7 +393,7 @@ pub fn train(
     }
     // Squared distances must stay finite: features near ±1e154 and beyond cannot be clustered.
     if scaled.iter().any(|v| !v.is_finite() || v.abs() > 1e150) {
-        return Err(out_of_range("rfm_train: feature values are too large to cluster (out of range for float8 after preprocessing)"));
+        return Err(out_of_range("feature values are too large to cluster (out of range for float8 after preprocessing)"));
     }
 
     let mut curve = Vec::new();
@@ -261,7 +430,7 @@ pub fn train(
     };
     let centroids = std::mem::take(&mut fits[chosen]);
     let k = ks[chosen];
-    let labels: Vec<Label> = scaled.chunks_exact(d).map(|x| nearest(x, &centroids, d).0 as Label).collect();
+    let labels: Vec<Label> = scaled.chunks_exact(d).map(|x| nearest(x, &centroids).0 as Label).collect();
     let metrics = Metrics {
         inertia: curve[chosen].inertia,
         silhouette: curve[chosen].silhouette,
@@ -276,7 +445,16 @@ pub fn train(
 
 /// Per-cluster statistics, numbering (largest cluster first) and names.
 #[allow(clippy::too_many_arguments)]
-fn describe(raw: &[f64], d: usize, k: usize, centroids: &[f64], labels: &[Label], scaler: &Scaler, features: &[String], rules: &[Rule]) -> Vec<Cluster> {
+fn describe(
+    raw: &[f64],
+    d: usize,
+    k: usize,
+    centroids: &[f64],
+    labels: &[Label],
+    scaler: &Scaler,
+    features: &[String],
+    rules: &[Rule],
+) -> Vec<Cluster> {
     let (counts, sum) = metrics::cluster_sums(raw, d, labels, k);
     let size: Vec<i64> = counts.iter().map(|c| *c as i64).collect();
     let mut median = vec![f64::NAN; k * d];
@@ -382,14 +560,12 @@ pub fn name_clusters(clusters: &mut [Cluster], raw: &[f64], d: usize, features: 
 /// Metrics of a model on other rows (original units), e.g. a later period.
 pub fn evaluate(model: &Model, mut raw: Vec<f64>, seed: u64, check: &mut dyn FnMut()) -> Result<(usize, Metrics), CoreError> {
     let d = model.features.len();
-    let n = raw.len() / d;
+    let n = raw.len() / d.max(1);
     if n == 0 {
         return Err(invalid("no rows to evaluate on"));
     }
-    let labels: Vec<Label> = raw
-        .chunks_exact_mut(d)
-        .map(|row| model.try_assign(row).map(|i| i as Label))
-        .collect::<Result<_, _>>()?;
+    let assigner = Assigner::new(model);
+    let labels: Vec<Label> = raw.chunks_exact_mut(d).map(|row| assigner.assign(row).map(|i| i as Label)).collect::<Result<_, _>>()?;
     Ok((n, metrics::all(&raw, d, &labels, &model.centroid_rows(), seed, check)))
 }
 
@@ -482,7 +658,7 @@ mod tests {
         for _ in 0..200 {
             let raw = [rng.f64() * 600.0, (rng.f64() * 40.0).round(), rng.f64() * 9000.0];
             let mut row = raw;
-            let got = m.assign(&mut row);
+            let got = Assigner::new(m).assign(&mut row).unwrap();
             // Brute force: preprocess by hand, then the nearest centroid.
             let s = &m.scaler;
             let x: Vec<f64> = (0..3)
@@ -536,12 +712,88 @@ mod tests {
         for _ in 0..100 {
             let row = [rng.f64() * 500.0, rng.f64() * 30.0, rng.f64() * 6000.0];
             let (mut a, mut b) = (row, row);
-            assert_eq!(t.model.assign(&mut a), back.assign(&mut b));
+            assert_eq!(Assigner::new(&t.model).assign(&mut a), Assigner::new(&back).assign(&mut b));
         }
-        assert!(back.validate().is_ok());
+        assert_eq!(back.check(Some(3), Naming::Document), Ok(()));
         let mut broken = back.clone();
         broken.clusters[0].scaled.pop();
-        assert!(broken.validate().is_err());
+        assert!(broken.check(Some(3), Naming::Document).is_err());
+    }
+
+    /// Each kind of damage, one at a time, is found and named (hand-written expectations).
+    #[test]
+    fn check_names_each_kind_of_damage() {
+        let t = train(customers(), &features(), &opts(Some(3)), &rules(), &mut |_| {}, &mut || {}).unwrap();
+        let good = t.model;
+        assert_eq!(good.check(Some(3), Naming::Tables), Ok(()));
+        type Damage = fn(&mut Model);
+        let cases: Vec<(Damage, Option<i64>, Naming, &str)> = vec![
+            (
+                |m| {
+                    m.scaler.mean.pop();
+                },
+                Some(3),
+                Naming::Tables,
+                "scale_mean has 2 values for the 3 features {recency,frequency,monetary}",
+            ),
+            (
+                |m| m.scaler.scale.clear(),
+                Some(3),
+                Naming::Document,
+                "scaler.scale has 0 values for the 3 features {recency,frequency,monetary}",
+            ),
+            (
+                |m| m.scaler.scale[1] = 0.0,
+                Some(3),
+                Naming::Tables,
+                "scale_sd[2] (frequency) is 0; standard deviations must be positive and finite",
+            ),
+            (|m| m.scaler.mean[2] = f64::NAN, Some(3), Naming::Tables, "scale_mean[3] (monetary) is NaN"),
+            (|m| m.scaler.lower[0] = f64::NAN, Some(3), Naming::Tables, "lower_fence[1] (recency) is NaN"),
+            (
+                |m| {
+                    m.scaler.lower[0] = 10.0;
+                    m.scaler.upper[0] = 5.0;
+                },
+                Some(3),
+                Naming::Tables,
+                "lower_fence[1] (recency) is 10, above upper_fence[1] = 5",
+            ),
+            (
+                |m| {
+                    m.clusters.pop();
+                },
+                Some(3),
+                Naming::Tables,
+                "k is 3 but rfm_centroids has 2 rows for this version",
+            ),
+            (|_| {}, Some(7), Naming::Tables, "k is 7 but rfm_centroids has 3 rows for this version"),
+            (|m| m.clusters[1].cluster = 4, Some(3), Naming::Tables, "the clusters are numbered {1,3,4}, expected 1 to 3"),
+            (
+                |m| {
+                    m.clusters[1].scaled.pop();
+                },
+                Some(3),
+                Naming::Tables,
+                "rfm_centroids.scaled of cluster 2 has 2 values for the 3 features {recency,frequency,monetary}",
+            ),
+            (|m| m.clusters[2].scaled[0] = f64::INFINITY, Some(3), Naming::Document, "clusters[2].scaled[0] is Infinity"),
+            (|m| m.clusters[0].label = m.clusters[2].label.clone(), Some(3), Naming::Tables, "same label"),
+            (|m| m.clusters[0].label = " ".into(), Some(3), Naming::Tables, "rfm_centroids.label of cluster 1 is empty"),
+            (
+                |m| m.clusters[0].sum = vec![1.0],
+                Some(3),
+                Naming::Tables,
+                "rfm_centroids.total of cluster 1 has 1 value, expected 3 (or none)",
+            ),
+            (|m| m.features[2] = "recency".into(), Some(3), Naming::Tables, "features {recency,frequency,recency} lists \"recency\" twice"),
+        ];
+        for (damage, k, naming, want) in cases {
+            let mut m = good.clone();
+            damage(&mut m);
+            let got = m.check(k, naming).unwrap_err();
+            assert!(got.contains(want), "got {got:?}, want {want:?}");
+        }
     }
 
     #[test]

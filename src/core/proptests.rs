@@ -2,7 +2,7 @@
 //! in any split and any order equal the serial state; quantiles equal a sort-based
 //! reference; assignment equals brute force after the stored preprocessing.
 
-use super::model::{train, Options, SelectK};
+use super::model::{train, Assigner, Options, SelectK};
 use super::quantile::{percentiles, BreaksState, IqrState};
 use super::rfm::{RfmCore, RfmLines};
 use super::rng::Rng;
@@ -63,14 +63,17 @@ fn rfm_states_merge_in_any_split_and_order() {
             rows[r].iter().for_each(|(t, a, o)| s.update(*t, *a, o.as_bytes(), as_of).unwrap());
             s
         };
-        for (want, got) in [
-            (core(0..n).finalize(), merged(&mut rng, n, core).finalize()),
-            (lines(0..n).finalize(), merged(&mut rng, n, lines).finalize()),
-        ] {
+        for (want, got) in
+            [(core(0..n).finalize(), merged(&mut rng, n, core).finalize()), (lines(0..n).finalize(), merged(&mut rng, n, lines).finalize())]
+        {
             match (want, got) {
                 (None, None) => {}
                 (Some(w), Some(g)) => {
-                    assert_eq!((w.frequency, w.recency, w.first_purchase, w.last_purchase), (g.frequency, g.recency, g.first_purchase, g.last_purchase), "case {case}");
+                    assert_eq!(
+                        (w.frequency, w.recency, w.first_purchase, w.last_purchase),
+                        (g.frequency, g.recency, g.first_purchase, g.last_purchase),
+                        "case {case}"
+                    );
                     assert!(close(w.monetary, g.monetary), "case {case}: {} vs {}", w.monetary, g.monetary);
                 }
                 (w, g) => panic!("case {case}: {w:?} vs {g:?}"),
@@ -96,7 +99,11 @@ fn quantile_states_merge_and_match_a_sort() {
         let reference = |p: f64| {
             let pos = p * (n - 1) as f64;
             let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-            if lo == hi { sorted[lo] } else { sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64) }
+            if lo == hi {
+                sorted[lo]
+            } else {
+                sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+            }
         };
         assert_eq!((got.q1, got.median, got.q3), (reference(0.25), reference(0.5), reference(0.75)), "case {case}");
         let classes = 2 + rng.below(8) as i32;
@@ -121,9 +128,8 @@ fn assignment_equals_brute_force_on_random_models() {
     for case in 0..20 {
         let mut rng = Rng::new(5000 + case);
         let n = 60 + rng.below(300) as usize;
-        let raw: Vec<f64> = (0..n)
-            .flat_map(|_| [rng.f64() * 700.0, 1.0 + (rng.f64() * rng.f64() * 40.0).floor(), (rng.f64() * 9.0).exp()])
-            .collect();
+        let raw: Vec<f64> =
+            (0..n).flat_map(|_| [rng.f64() * 700.0, 1.0 + (rng.f64() * rng.f64() * 40.0).floor(), (rng.f64() * 9.0).exp()]).collect();
         let outliers = [Outliers::Clip, Outliers::Drop, Outliers::Keep][case as usize % 3];
         let opts = Options {
             k: Some(2 + rng.below(5) as usize),
@@ -156,7 +162,7 @@ fn assignment_equals_brute_force_on_random_models() {
                 .map(|c| (c, z.iter().zip(&m.clusters[c].scaled).map(|(a, b)| (a - b) * (a - b)).sum::<f64>()))
                 .fold((0, f64::INFINITY), |best, (c, d)| if d < best.1 { (c, d) } else { best });
             let mut row = x;
-            assert_eq!(m.assign(&mut row), brute.0, "case {case}, x {x:?}");
+            assert_eq!(Assigner::new(&m).assign(&mut row).unwrap(), brute.0, "case {case}, x {x:?}");
         }
     }
 }

@@ -2,7 +2,7 @@
 //! IQR bounds, and RFM quantile breaks.
 
 use super::codec::{Reader, Writer};
-use super::error::{invalid, out_of_range, show};
+use super::error::{corrupt_state, invalid, out_of_range, show};
 use super::{CoreError, Partial};
 
 /// Positions of `percentile_cont(p)` over `n` sorted values: (lower index, upper index, fraction).
@@ -78,7 +78,7 @@ pub fn check_iqr_k(k: f64) -> Result<(), CoreError> {
     if k.is_finite() && k >= 0.0 {
         Ok(())
     } else {
-        Err(invalid(format!("iqr_bounds: k must be a finite number >= 0, got {}", show(k))))
+        Err(invalid(format!("k must be a finite number >= 0, got {}", show(k))))
     }
 }
 
@@ -98,16 +98,7 @@ impl IqrBounds {
     pub fn compute(values: &mut [f64], k: f64) -> Option<IqrBounds> {
         let q = percentiles(values, &[0.25, 0.5, 0.75])?;
         let iqr = q[2] - q[0];
-        Some(IqrBounds {
-            q1: q[0],
-            median: q[1],
-            q3: q[2],
-            iqr,
-            lower: q[0] - k * iqr,
-            upper: q[2] + k * iqr,
-            n: values.len() as u64,
-            k,
-        })
+        Some(IqrBounds { q1: q[0], median: q[1], q3: q[2], iqr, lower: q[0] - k * iqr, upper: q[2] + k * iqr, n: values.len() as u64, k })
     }
 
     pub fn clip(&self, x: f64) -> f64 {
@@ -162,9 +153,9 @@ impl IqrState {
     pub fn update(&mut self, x: f64, k: f64) -> Result<(), CoreError> {
         if self.k != Some(k) {
             check_iqr_k(k)?;
-            same(&mut self.k, k, "iqr_bounds: k")?;
+            same(&mut self.k, k, "k")?;
         }
-        check_finite("iqr_bounds: x", x)?;
+        check_finite("x", x)?;
         self.values.push(x);
         Ok(())
     }
@@ -174,7 +165,7 @@ impl IqrState {
         let b = IqrBounds::compute(&mut self.values, self.k.unwrap_or(1.5));
         if let Some(b) = &b {
             if [b.q1, b.median, b.q3, b.iqr, b.lower, b.upper].iter().any(|v| !v.is_finite()) {
-                return Err(out_of_range("iqr_bounds: result is out of range for float8"));
+                return Err(out_of_range("result is out of range for float8"));
             }
         }
         Ok(b)
@@ -187,7 +178,7 @@ impl Partial for IqrState {
     }
     fn merge(&mut self, other: &mut Self) -> Result<(), CoreError> {
         if let Some(k) = other.k {
-            same(&mut self.k, k, "iqr_bounds: k")?;
+            same(&mut self.k, k, "k")?;
         }
         if self.values.len() < other.values.len() {
             std::mem::swap(&mut self.values, &mut other.values);
@@ -226,14 +217,12 @@ impl BreaksState {
     #[inline]
     pub fn update(&mut self, r: Option<f64>, f: Option<f64>, m: Option<f64>, n: i32) -> Result<(), CoreError> {
         if self.n != Some(n) {
-            check_classes("rfm_breaks: n", n)?;
-            same(&mut self.n, n, "rfm_breaks: n")?;
+            check_classes("n", n)?;
+            same(&mut self.n, n, "n")?;
         }
-        for (name, v, col) in [
-            ("rfm_breaks: recency", r, &mut self.recency),
-            ("rfm_breaks: frequency", f, &mut self.frequency),
-            ("rfm_breaks: monetary", m, &mut self.monetary),
-        ] {
+        for (name, v, col) in
+            [("recency", r, &mut self.recency), ("frequency", f, &mut self.frequency), ("monetary", m, &mut self.monetary)]
+        {
             if let Some(v) = v {
                 check_finite(name, v)?;
                 col.push(v);
@@ -242,17 +231,21 @@ impl BreaksState {
         Ok(())
     }
 
-    /// Cut points per feature; a feature with no values gets `None`. An error when a cut
-    /// point overflows float8 (values near ±1e308).
-    pub fn finalize(&mut self) -> Result<(i32, [Option<Vec<f64>>; 3]), CoreError> {
+    /// The number of classes and the cut points of recency, frequency and monetary; a
+    /// feature with no values gets `None`. An error when a cut point overflows float8
+    /// (values near ±1e308).
+    pub fn finalize(&mut self) -> Result<(i32, [Cuts; 3]), CoreError> {
         let n = self.n.unwrap_or(5);
         let cuts = [breaks(&mut self.recency, n), breaks(&mut self.frequency, n), breaks(&mut self.monetary, n)];
         if cuts.iter().flatten().flatten().any(|v| !v.is_finite()) {
-            return Err(out_of_range("rfm_breaks: a cut point is out of range for float8"));
+            return Err(out_of_range("a cut point is out of range for float8"));
         }
         Ok((n, cuts))
     }
 }
+
+/// The n - 1 cut points of one feature, `None` when it had no values.
+pub type Cuts = Option<Vec<f64>>;
 
 impl Partial for BreaksState {
     fn empty() -> Self {
@@ -260,7 +253,7 @@ impl Partial for BreaksState {
     }
     fn merge(&mut self, other: &mut Self) -> Result<(), CoreError> {
         if let Some(n) = other.n {
-            same(&mut self.n, n, "rfm_breaks: n")?;
+            same(&mut self.n, n, "n")?;
         }
         for (mine, theirs) in [
             (&mut self.recency, &mut other.recency),
@@ -287,7 +280,7 @@ impl Partial for BreaksState {
     fn deserialize(buf: &[u8]) -> Result<Self, CoreError> {
         let mut r = Reader::new(buf);
         let n = r.i64()?;
-        let n = if n < 0 { None } else { Some(i32::try_from(n).map_err(|_| CoreError::Corrupt("n"))?) };
+        let n = if n < 0 { None } else { Some(i32::try_from(n).map_err(|_| corrupt_state("n"))?) };
         let s = BreaksState { recency: r.f64s()?, frequency: r.f64s()?, monetary: r.f64s()?, n };
         r.finish()?;
         Ok(s)
@@ -402,6 +395,6 @@ mod tests {
         let mut huge = IqrState::default();
         huge.update(-1e308, 1.5).unwrap();
         huge.update(1e308, 1.5).unwrap();
-        assert!(matches!(huge.finalize(), Err(CoreError::OutOfRange(_))));
+        assert!(matches!(huge.finalize(), Err(e) if e.kind == crate::core::error::Kind::OutOfRange));
     }
 }

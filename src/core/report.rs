@@ -88,9 +88,20 @@ fn line_chart(id: &str, title: &str, x_label: &str, points: &[(f64, f64)], mark:
         );
     }
     for (x, _) in &finite {
-        let _ = write!(s, "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#555\">{x}</text>", px(*x), H - PAD_B + 16.0);
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#555\">{x}</text>",
+            px(*x),
+            H - PAD_B + 16.0
+        );
     }
-    let _ = write!(s, "<text x=\"{:.1}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{}</text>", (PAD_L + W) / 2.0, H - 6.0, escape(x_label));
+    let _ = write!(
+        s,
+        "<text x=\"{:.1}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{}</text>",
+        (PAD_L + W) / 2.0,
+        H - 6.0,
+        escape(x_label)
+    );
     let path: Vec<String> = finite.iter().map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y))).collect();
     let _ = write!(s, "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>", PALETTE[0], path.join(" "));
     for (i, (x, y)) in points.iter().enumerate() {
@@ -108,7 +119,13 @@ fn line_chart(id: &str, title: &str, x_label: &str, points: &[(f64, f64)], mark:
             if chosen { " class=\"chosen\"" } else { "" }
         );
         if chosen {
-            let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" fill=\"{}\">chosen k = {x}</text>", px(*x) + 9.0, py(*y) - 9.0, PALETTE[1]);
+            let _ = write!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" fill=\"{}\">chosen k = {x}</text>",
+                px(*x) + 9.0,
+                py(*y) - 9.0,
+                PALETTE[1]
+            );
         }
     }
     s.push_str("</svg></figure>");
@@ -123,17 +140,30 @@ fn bar_chart(id: &str, title: &str, categories: &[String], series: &[(&str, Vec<
     let bar_w = W - label_w - 60.0;
     let mut s = String::new();
     let _ = write!(s, "<figure class=\"chart\" data-chart=\"{id}\"><figcaption>{}</figcaption>", escape(title));
-    let _ = write!(s, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{height}\" viewBox=\"0 0 {W} {height}\" role=\"img\">");
+    let _ =
+        write!(s, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{height}\" viewBox=\"0 0 {W} {height}\" role=\"img\">");
     for (ci, cat) in categories.iter().enumerate() {
         let gy = PAD_T + ci as f64 * group_h;
-        let _ = write!(s, "<text x=\"{}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"end\">{}</text>", label_w - 8.0, gy + group_h / 2.0, escape(cat));
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"end\">{}</text>",
+            label_w - 8.0,
+            gy + group_h / 2.0,
+            escape(cat)
+        );
         for (si, (_, values)) in series.iter().enumerate() {
             let v = values.get(ci).copied().unwrap_or(0.0);
             let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
             let y = gy + si as f64 * 12.0;
-            let _ = write!(s, "<rect x=\"{label_w}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"10\" fill=\"{}\"/>", v * bar_w, PALETTE[si % PALETTE.len()]);
+            let _ = write!(
+                s,
+                "<rect x=\"{label_w}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"10\" fill=\"{}\"/>",
+                v * bar_w,
+                PALETTE[si % PALETTE.len()]
+            );
             let text = if percent { format!("{:.1}%", v * 100.0) } else { format!("{:.2}", v) };
-            let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#333\">{text}</text>", label_w + v * bar_w + 4.0, y + 9.0);
+            let _ =
+                write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#333\">{text}</text>", label_w + v * bar_w + 4.0, y + 9.0);
         }
     }
     let ly = height - 12.0;
@@ -270,7 +300,15 @@ mod tests {
     fn charts_segments_and_escaping() {
         let m = model();
         let curve: Vec<KPoint> = (2..=4)
-            .map(|k| KPoint { k, inertia: 100.0 / k as f64, silhouette: Some(0.5), davies_bouldin: None, calinski_harabasz: None, iterations: 3, elapsed_ms: 1.0 })
+            .map(|k| KPoint {
+                k,
+                inertia: 100.0 / k as f64,
+                silhouette: Some(0.5),
+                davies_bouldin: None,
+                calinski_harabasz: None,
+                iterations: 3,
+                elapsed_ms: 1.0,
+            })
             .collect();
         let out = html(&ReportInput { name: "m<1>", version: 3, model: &m, curve: &curve, n_rows: 100, created_at: "today" });
         assert_eq!(out.matches("<svg").count(), 4);

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use rustc_hash::FxBuildHasher;
 
 use super::codec::{Reader, Writer};
-use super::error::{invalid, show};
+use super::error::{corrupt_state, invalid, show};
 use super::{CoreError, Partial};
 
 pub const USECS_PER_DAY: f64 = 86_400_000_000.0;
@@ -130,7 +130,7 @@ const TS_NOEND: i64 = i64::MAX;
 
 fn check_ts(what: &str, ts: i64) -> Result<(), CoreError> {
     if ts == TS_NOBEGIN || ts == TS_NOEND {
-        Err(invalid(format!("rfm: {what} must be a finite timestamp, got infinity")))
+        Err(invalid(format!("{what} must be a finite timestamp, got infinity")))
     } else {
         Ok(())
     }
@@ -151,7 +151,7 @@ impl RfmCore {
     fn set_as_of(&mut self, as_of: i64) -> Result<(), CoreError> {
         match self.as_of {
             Some(a) if a == as_of => Ok(()),
-            Some(_) => Err(invalid("rfm: as_of must be the same for every row of a group")),
+            Some(_) => Err(invalid("as_of must be the same for every row of a group")),
             None => {
                 check_ts("as_of", as_of)?;
                 self.as_of = Some(as_of);
@@ -166,13 +166,13 @@ impl RfmCore {
     pub fn update(&mut self, ts: i64, amount: f64, as_of: i64) -> Result<bool, CoreError> {
         self.set_as_of(as_of)?;
         if !amount.is_finite() {
-            return Err(invalid(format!("rfm: amount must be a finite number, got {}", show(amount))));
+            return Err(invalid(format!("amount must be a finite number, got {}", show(amount))));
         }
         check_ts("order_ts", ts)?;
         if ts > as_of {
-            return Err(invalid(
-                "rfm: a row's order_ts is later than as_of; filter rows with order_ts <= as_of or use a later as_of",
-            ));
+            return Err(
+                invalid("a row's order_ts is later than as_of").hint("Filter the rows with order_ts <= as_of, or use a later as_of.")
+            );
         }
         self.rows += 1;
         self.monetary.add(amount);
@@ -236,7 +236,7 @@ impl RfmCore {
     fn read(r: &mut Reader<'_>) -> Result<RfmCore, CoreError> {
         let has_as_of = r.u8()?;
         if has_as_of > 1 {
-            return Err(CoreError::Corrupt("flags"));
+            return Err(corrupt_state("flags"));
         }
         let as_of = r.i64()?;
         Ok(RfmCore {
@@ -409,9 +409,8 @@ mod tests {
 
     #[test]
     fn merge_and_serialize_equal_serial() {
-        let rows: Vec<(i64, f64, String)> = (0..200)
-            .map(|i| ((i * 7919 % 365) as i64 * DAY, ((i * 31) % 97) as f64 - 10.0, format!("o{}", i % 37)))
-            .collect();
+        let rows: Vec<(i64, f64, String)> =
+            (0..200).map(|i| ((i * 7919 % 365) as i64 * DAY, ((i * 31) % 97) as f64 - 10.0, format!("o{}", i % 37))).collect();
         let as_of = 400 * DAY;
         let mut serial = RfmLines::new();
         for (t, a, o) in &rows {

@@ -50,9 +50,11 @@ pub struct Scaler {
     pub upper: Vec<f64>,
     /// Signed log1p per feature: sign(x) * ln(1 + |x|), equal to ln(1 + x) for x >= 0.
     pub log: Vec<bool>,
+    #[serde(deserialize_with = "super::serde_f64::nan_vec")]
     pub mean: Vec<f64>,
     /// Population standard deviation (as scikit-learn's StandardScaler); 1 for a constant
     /// feature or when standardization is off.
+    #[serde(deserialize_with = "super::serde_f64::nan_vec")]
     pub scale: Vec<f64>,
 }
 
@@ -133,7 +135,13 @@ impl Scaler {
     }
 
     /// Fits on `data`, drops the rows training leaves out, and transforms the rest in place.
-    pub fn fit_transform(data: &mut Vec<f64>, d: usize, outliers: Outliers, log: Vec<bool>, standardize: bool) -> Result<Scaler, CoreError> {
+    pub fn fit_transform(
+        data: &mut Vec<f64>,
+        d: usize,
+        outliers: Outliers,
+        log: Vec<bool>,
+        standardize: bool,
+    ) -> Result<Scaler, CoreError> {
         let (s, keep) = Scaler::fit(data, d, outliers, log, standardize)?;
         retain_rows(data, d, &keep);
         for row in data.chunks_exact_mut(d) {

@@ -16,19 +16,14 @@ pub struct Breaks {
 impl Breaks {
     /// Rejects breaks a user assembled by hand that `rfm_breaks` could not have produced.
     pub fn validate(&self) -> Result<(), CoreError> {
-        check_classes("rfm_score: breaks.n", self.n)?;
+        check_classes("breaks.n", self.n)?;
         let want = (self.n - 1) as usize;
         for (name, cuts) in [("recency", &self.recency), ("frequency", &self.frequency), ("monetary", &self.monetary)] {
             if cuts.len() != want {
-                return Err(invalid(format!(
-                    "rfm_score: breaks.{name} has {} cut points, expected n - 1 = {want}",
-                    cuts.len()
-                )));
+                return Err(invalid(format!("breaks.{name} has {} cut points, expected n - 1 = {want}", cuts.len())));
             }
             if cuts.iter().any(|c| !c.is_finite()) || cuts.windows(2).any(|w| w[0] > w[1]) {
-                return Err(invalid(format!(
-                    "rfm_score: breaks.{name} must be finite and non-decreasing"
-                )));
+                return Err(invalid(format!("breaks.{name} must be finite and non-decreasing")));
             }
         }
         Ok(())
@@ -48,14 +43,10 @@ pub fn class_of(x: f64, cuts: &[f64]) -> i32 {
 pub fn score(b: &Breaks, recency: f64, frequency: f64, monetary: f64) -> Result<(i32, i32, i32), CoreError> {
     for (name, v) in [("recency", recency), ("frequency", frequency), ("monetary", monetary)] {
         if !v.is_finite() {
-            return Err(invalid(format!("rfm_score: {name} must be a finite number, got {}", show(v))));
+            return Err(invalid(format!("{name} must be a finite number, got {}", show(v))));
         }
     }
-    Ok((
-        b.n + 1 - class_of(recency, &b.recency),
-        class_of(frequency, &b.frequency),
-        class_of(monetary, &b.monetary),
-    ))
+    Ok((b.n + 1 - class_of(recency, &b.recency), class_of(frequency, &b.frequency), class_of(monetary, &b.monetary)))
 }
 
 /// Scores are looked up in the rule table on a 1..5 scale whatever n is.

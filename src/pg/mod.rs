@@ -5,12 +5,14 @@
 pub mod error;
 pub mod gucs;
 #[macro_use]
-pub mod fmgr;
+pub mod call;
 pub mod aggregates;
 pub mod assign;
+pub mod catalog;
 pub mod report;
 pub mod rules;
 pub mod scalars;
 pub mod source;
 pub mod spi;
+pub mod store;
 pub mod train;

@@ -1,37 +1,22 @@
 //! rfm_report(model): the HTML report of the active version.
 
-use serde::Deserialize;
-
+use super::call::text_datum;
 use super::error::null_not_allowed;
-use super::fmgr::*;
-use super::train::load_doc;
-use crate::core::model::{KPoint, Model};
+use super::store;
 use crate::core::report::{html, ReportInput};
 
-#[derive(Deserialize)]
-struct Doc {
-    version: i32,
-    #[serde(flatten)]
-    model: Model,
-    #[serde(default)]
-    k_search: Vec<KPoint>,
-    #[serde(default)]
-    n_rows: i64,
-    #[serde(default)]
-    created_at: String,
-}
-
 pg_v1! {
-    fn rfm_report(fcinfo) -> Datum {
-        let name = text_arg(fcinfo, 0).unwrap_or_else(|| null_not_allowed("model must not be NULL"));
-        let doc: Doc = load_doc(fcinfo, &name);
+    fn rfm_report(call: "rfm_report") -> Datum {
+        let name = call.text(0).unwrap_or_else(|| null_not_allowed("rfm_report: model must not be NULL"));
+        let stored = store::load(call.args(), &name);
+        let model = stored.model();
         text_datum(&html(&ReportInput {
             name: &name,
-            version: doc.version,
-            model: &doc.model,
-            curve: &doc.k_search,
-            n_rows: doc.n_rows,
-            created_at: &doc.created_at,
+            version: stored.version,
+            model: &model,
+            curve: &stored.doc.k_search,
+            n_rows: stored.doc.n_rows,
+            created_at: stored.doc.created_at.as_deref().unwrap_or(""),
         }))
     }
 }

@@ -1,43 +1,46 @@
-//! `rfm_score`, `iqr_clip` and `iqr_is_outlier` (declared in `sql/scalars.sql`).
+//! `rfm_score`, `iqr_clip` and `iqr_is_outlier` (declared in `sql/functions.sql`).
 
-use pgrx::pg_sys::{Datum, FunctionCallInfo, TupleDesc};
+use pgrx::pg_sys::{self, Datum, Oid};
 
+use super::aggregates::{IQR_BOUNDS, RFM_BREAKS};
+use super::call::*;
 use super::error::{invalid, null_not_allowed, OrRaise};
-use super::fmgr::*;
 use super::rules;
+use super::spi::{statement_stamp, Stamp};
 use crate::core::error::show;
 use crate::core::score::{self, Breaks, Rule};
 
-/// What `rfm_score` keeps for the length of one query at one call site.
+/// Attribute types of `rfm_score`.
+const RFM_SCORE: [Oid; 6] = [pg_sys::INT4OID, pg_sys::INT4OID, pg_sys::INT4OID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID];
+
+/// What `rfm_score` keeps for the length of one statement at one call site.
 struct ScoreCache {
-    td: TupleDesc,
+    result: Composite,
+    breaks_type: RowType,
+    stamp: Option<Stamp>,
     rules: Vec<Rule>,
     /// The last `breaks` argument seen, as raw bytes, and its parsed form.
     breaks_raw: Vec<u8>,
     breaks: Option<Breaks>,
 }
 
-fn parse_breaks(row: &Row) -> Breaks {
-    let n = row
-        .attr(1)
-        .map(|d| d.value() as i32)
-        .unwrap_or_else(|| null_not_allowed("rfm_score: breaks.n must not be NULL"));
+fn parse_breaks(row: &Row<'_>) -> Breaks {
+    let n = row.i32_attr(1).unwrap_or_else(|| null_not_allowed("rfm_score: breaks.n must not be NULL"));
     let cuts = |attno: i16, name: &str| {
-        let d = row.attr(attno).unwrap_or_else(|| {
-            null_not_allowed(format!(
-                "rfm_score: breaks.{name} is NULL (rfm_breaks saw no non-NULL {name} values)"
-            ))
-        });
-        f64_array(d, &format!("rfm_score: breaks.{name}"))
+        row.f64_array_attr(attno, &format!("rfm_score: breaks.{name}"))
+            .unwrap_or_else(|| null_not_allowed(format!("rfm_score: breaks.{name} is NULL (rfm_breaks saw no non-NULL {name} values)")))
     };
     let b = Breaks { n, recency: cuts(2, "recency"), frequency: cuts(3, "frequency"), monetary: cuts(4, "monetary") };
-    b.validate().or_raise();
+    b.validate().or_raise("rfm_score");
     b
 }
 
-/// Bounds (lower, upper) of an `iqr_bounds` value, checked; `what` names the caller.
-fn bounds(fcinfo: FunctionCallInfo, what: &str) -> (f64, f64) {
-    let row = Row::arg(fcinfo, 1).unwrap_or_else(|| null_not_allowed(format!("{what}: b must not be NULL")));
+/// Bounds (lower, upper) of the `iqr_bounds` argument, checked.
+fn bounds(call: &mut Call<'_>) -> (f64, f64) {
+    let args = call.args();
+    let what = args.name;
+    let ty = call.cache(|_| RowType::new("iqr_bounds", &IQR_BOUNDS));
+    let row = args.row(1, ty).unwrap_or_else(|| null_not_allowed(format!("{what}: b must not be NULL")));
     let (Some(lower), Some(upper)) = (row.f64_attr(5), row.f64_attr(6)) else {
         null_not_allowed(format!("{what}: b.lower and b.upper must not be NULL"));
     };
@@ -47,35 +50,45 @@ fn bounds(fcinfo: FunctionCallInfo, what: &str) -> (f64, f64) {
     (lower, upper)
 }
 
-fn x_arg(fcinfo: FunctionCallInfo, what: &str) -> f64 {
-    let x = f64_arg(fcinfo, 0).unwrap_or_else(|| null_not_allowed(format!("{what}: x must not be NULL")));
+fn x_arg(call: &Call<'_>) -> f64 {
+    let x = call.f64(0).unwrap_or_else(|| null_not_allowed(format!("{}: x must not be NULL", call.name)));
     if x.is_nan() {
-        invalid(format!("{what}: x is NaN"));
+        invalid(format!("{}: x is NaN", call.name));
     }
     x
 }
 
 pg_v1! {
     // rfm_score(recency, frequency, monetary, breaks rfm_breaks) -> rfm_score; STRICT
-    fn rfm_score(fcinfo) -> Datum {
-        let cache = fn_cache(fcinfo, || ScoreCache {
-            td: result_tupdesc(fcinfo),
-            rules: rules::load(fcinfo),
+    fn rfm_score(call: "rfm_score") -> Datum {
+        let args = call.args();
+        let cache = call.cache(|a| ScoreCache {
+            result: Composite::for_result(a, &RFM_SCORE),
+            breaks_type: RowType::new("rfm_breaks", &RFM_BREAKS),
+            stamp: statement_stamp(),
+            rules: rules::load(a),
             breaks_raw: Vec::new(),
             breaks: None,
         });
-        let row = Row::arg(fcinfo, 3).unwrap_or_else(|| null_not_allowed("rfm_score: breaks must not be NULL"));
+        // PL/pgSQL keeps a call site for a whole transaction: reread the rules when a new
+        // statement (which may follow a rule edit) runs.
+        let stamp = statement_stamp();
+        if stamp != cache.stamp {
+            cache.rules = rules::load(args);
+            cache.stamp = stamp;
+        }
+        let row = args.row(3, &mut cache.breaks_type).unwrap_or_else(|| null_not_allowed("rfm_score: breaks must not be NULL"));
         if cache.breaks.is_none() || cache.breaks_raw != row.bytes() {
             cache.breaks = Some(parse_breaks(&row));
             cache.breaks_raw.clear();
             cache.breaks_raw.extend_from_slice(row.bytes());
         }
-        let Some(b) = cache.breaks.as_ref() else { return return_null(fcinfo) };
-        let value = |i: usize| f64_arg(fcinfo, i).unwrap_or(f64::NAN);
-        let (r, f, m) = score::score(b, value(0), value(1), value(2)).or_raise();
+        let Some(b) = cache.breaks.as_ref() else { return args.return_null() };
+        let value = |i: usize| args.f64(i).unwrap_or(f64::NAN);
+        let (r, f, m) = score::score(b, value(0), value(1), value(2)).or_raise(args.name);
         let n = b.n;
         let rule = score::find_rule(&cache.rules, score::to_five(r, n), score::to_five(f, n), score::to_five(m, n));
-        composite(cache.td, &[
+        cache.result.form(args.name, &[
             Some(Datum::from(r)),
             Some(Datum::from(f)),
             Some(Datum::from(m)),
@@ -86,16 +99,16 @@ pg_v1! {
     }
 
     // iqr_clip(x, b iqr_bounds) -> float8; STRICT
-    fn iqr_clip(fcinfo) -> Datum {
-        let x = x_arg(fcinfo, "iqr_clip");
-        let (lower, upper) = bounds(fcinfo, "iqr_clip");
+    fn iqr_clip(call: "iqr_clip") -> Datum {
+        let x = x_arg(&call);
+        let (lower, upper) = bounds(&mut call);
         f64_datum(x.clamp(lower, upper))
     }
 
     // iqr_is_outlier(x, b iqr_bounds) -> bool; STRICT
-    fn iqr_is_outlier(fcinfo) -> Datum {
-        let x = x_arg(fcinfo, "iqr_is_outlier");
-        let (lower, upper) = bounds(fcinfo, "iqr_is_outlier");
+    fn iqr_is_outlier(call: "iqr_is_outlier") -> Datum {
+        let x = x_arg(&call);
+        let (lower, upper) = bounds(&mut call);
         Datum::from(x < lower || x > upper)
     }
 }

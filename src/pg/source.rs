@@ -7,8 +7,8 @@ use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::{Spi, SpiClient, SpiResult};
 use pgrx::PgSqlErrorCode;
 
+use super::catalog::quote_ident;
 use super::error::{raise, spi_fail};
-use super::fmgr::quote_ident;
 
 /// Feature rows of a relation, flat (n rows of d), and how many rows were skipped
 /// because a feature was NULL, NaN or infinite.
@@ -20,7 +20,7 @@ pub struct Rows {
 
 /// The relation's name as SQL text (quoted, schema-qualified when not on search_path) and
 /// its estimated row count, after checking that it has the features as numeric columns.
-fn check_relation(client: &SpiClient<'_>, source: Oid, features: &[String]) -> SpiResult<(String, usize)> {
+fn check_relation(what: &str, client: &SpiClient<'_>, source: Oid, features: &[String]) -> SpiResult<(String, usize)> {
     let table = client.select(
         "SELECT c.relkind::text, c.oid::regclass::text, greatest(c.reltuples, 0)::int8
          FROM pg_catalog.pg_class c WHERE c.oid = $1",
@@ -28,13 +28,13 @@ fn check_relation(client: &SpiClient<'_>, source: Oid, features: &[String]) -> S
         &[source.into()],
     )?;
     let Some(row) = table.into_iter().next() else {
-        raise(PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE, format!("relation with OID {} does not exist", source.to_u32()));
+        raise(PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE, format!("{what}: relation with OID {} does not exist", source.to_u32()));
     };
     let kind: String = row.get(1)?.unwrap_or_default();
     let name: String = row.get(2)?.unwrap_or_default();
     let estimate = row.get::<i64>(3)?.unwrap_or(0).max(0) as usize;
     if !matches!(kind.as_str(), "r" | "v" | "m" | "p" | "f") {
-        raise(PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE, format!("\"{name}\" is not a table, view or materialized view"));
+        raise(PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE, format!("{what}: \"{name}\" is not a table, view or materialized view"));
     }
     let cols = client.select(
         "SELECT a.attname::text, t.typcategory::text, pg_catalog.format_type(a.atttypid, a.atttypmod)
@@ -49,10 +49,10 @@ fn check_relation(client: &SpiClient<'_>, source: Oid, features: &[String]) -> S
     }
     for f in features {
         match columns.iter().find(|(n, _, _)| n == f) {
-            None => raise(PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN, format!("column \"{f}\" of relation {name} does not exist")),
+            None => raise(PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN, format!("{what}: column \"{f}\" of relation {name} does not exist")),
             Some((_, cat, ty)) if cat != "N" => raise(
                 PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-                format!("column \"{f}\" of relation {name} has type {ty}, not a numeric type"),
+                format!("{what}: column \"{f}\" of relation {name} has type {ty}, not a numeric type"),
             ),
             Some(_) => {}
         }
@@ -63,16 +63,19 @@ fn check_relation(client: &SpiClient<'_>, source: Oid, features: &[String]) -> S
 /// Reads `features` of every row of `source` as float8, `check` between batches.
 /// Raw SPI with a read-only cursor: each batch is freed once copied, so memory stays at
 /// the rows' floats, and the rows are those of the calling statement's snapshot.
-pub fn read(source: Oid, features: &[String], check: &mut dyn FnMut()) -> Rows {
+pub fn read(what: &str, source: Oid, features: &[String], check: &mut dyn FnMut()) -> Rows {
     let d = features.len();
-    let (relation, estimate) = Spi::connect(|client| check_relation(client, source, features)).unwrap_or_else(|e| spi_fail(e));
+    let (relation, estimate) = Spi::connect(|client| check_relation(what, client, source, features)).unwrap_or_else(|e| spi_fail(e));
     let cols: Vec<String> = features.iter().map(|f| format!("{}::float8", quote_ident(f))).collect();
     let query = format!("SELECT {} FROM {relation}", cols.join(", "));
-    let query = CString::new(query).unwrap_or_else(|_| raise(PgSqlErrorCode::ERRCODE_INVALID_NAME, "identifier contains NUL"));
+    let query =
+        CString::new(query).unwrap_or_else(|_| raise(PgSqlErrorCode::ERRCODE_INVALID_NAME, format!("{what}: an identifier contains NUL")));
     let mut data = Vec::with_capacity(estimate.clamp(0, 1 << 28) * d);
     let mut skipped = 0u64;
     let mut values = vec![pg_sys::Datum::from(0usize); d];
     let mut nulls = vec![false; d];
+    // SAFETY: SPI is connected and finished in this block; each fetched batch is read
+    // (d columns, deformed into buffers of d) and freed before the next fetch.
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             spi_fail("SPI_connect");

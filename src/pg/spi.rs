@@ -8,15 +8,17 @@ use std::ffi::{CStr, CString};
 use pgrx::pg_sys;
 use pgrx::PgSqlErrorCode;
 
+use super::call::text_datum;
 use super::error::{raise, spi_fail};
-use super::fmgr::text_datum;
 
 /// First column of the first row of a read-only query with text parameters ($1, $2, ...),
 /// as text; `None` when there is no row or the value is NULL.
 pub fn select_text(query: &str, args: &[&str]) -> Option<String> {
-    let q = CString::new(query).unwrap_or_else(|_| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "query contains NUL"));
+    let q = CString::new(query).unwrap_or_else(|_| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "pg_rfm: query contains NUL"));
     let mut types = vec![pg_sys::TEXTOID; args.len()];
     let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| text_datum(a)).collect();
+    // SAFETY: SPI is connected and finished in this block; the query and parameter
+    // arrays outlive the call; the value is copied out before SPI_finish frees it.
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             spi_fail("SPI_connect");
@@ -44,5 +46,33 @@ pub fn select_text(query: &str, args: &[&str]) -> Option<String> {
         }
         pg_sys::SPI_finish();
         out
+    }
+}
+
+/// The active snapshot's identity: it changes with every new statement (and with every
+/// command of a transaction), and stays the same for the whole of one statement, in
+/// parallel workers and across the fetches of a cursor. `None` outside a snapshot.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Stamp(u32, u32, u32);
+
+// Unguarded bindings for the per-row statement check: pgrx wraps every pg_sys call in a
+// sigsetjmp, which is measurable per row. Neither function can raise an error
+// (snapmgr.c: a flag test and a pointer read).
+unsafe extern "C" {
+    fn ActiveSnapshotSet() -> bool;
+    fn GetActiveSnapshot() -> pg_sys::Snapshot;
+}
+
+#[inline]
+pub fn statement_stamp() -> Option<Stamp> {
+    // SAFETY: both functions only read snapmgr's state and cannot fail; GetActiveSnapshot
+    // is only called when a snapshot is active, and the snapshot is read before anything
+    // can pop it.
+    unsafe {
+        if !ActiveSnapshotSet() {
+            return None;
+        }
+        let s = GetActiveSnapshot();
+        Some(Stamp((*s).xmin.into_inner(), (*s).xmax.into_inner(), (*s).curcid))
     }
 }

@@ -1,7 +1,8 @@
-"""Upgrade: a database on 0.1.0 with a trained model, ALTER EXTENSION pg_rfm UPDATE, the
-model assigns identically, and the upgraded schema equals a fresh install of the new version.
-A database on 0.2.0 with edited segment rules keeps exactly those rules through the update to
-0.3.0 (where the rule table became a view over defaults and edits)."""
+"""Upgrade: a database on each released version (0.1.0, 0.2.0, 0.3.0) with a trained model,
+ALTER EXTENSION pg_rfm UPDATE, the model assigns identically, and the upgraded schema equals a
+fresh install of the new version. A database on 0.2.0 with edited segment rules keeps exactly
+those rules through the update to 0.3.0 (where the rule table became a view over defaults and
+edits)."""
 
 import os
 import subprocess
@@ -56,14 +57,19 @@ def bin_(name):
     return os.path.join(os.environ["PGBIN"], name)
 
 
-def test_update_from_0_1_0(dsn, shop):
+def current_version(conn):
+    return conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'pg_rfm'").fetchone()[0]
+
+
+@pytest.mark.parametrize("start", ["0.1.0", "0.2.0", "0.3.0"])
+def test_update_from(dsn, shop, start):
     for db in ("rfm_upgrade", "rfm_fresh"):
         subprocess.run([bin_("dropdb"), "--if-exists", db], check=True)
         subprocess.run([bin_("createdb"), db], check=True)
     with psycopg.connect("dbname=rfm_upgrade", autocommit=True) as conn:
         conn.execute("SET client_min_messages = warning")
-        conn.execute("CREATE EXTENSION pg_rfm VERSION '0.1.0'")
-        assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_rfm'").fetchone()[0] == "0.1.0"
+        conn.execute(f"CREATE EXTENSION pg_rfm VERSION '{start}'")
+        assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_rfm'").fetchone()[0] == start
         conn.execute("CREATE TABLE customers AS SELECT i AS id, (i % 500)::float8 AS recency,"
                      " (1 + i % 17)::float8 AS frequency, (5 + (i * 53) % 8000)::float8 AS monetary"
                      " FROM generate_series(1, 2000) i")
@@ -71,7 +77,8 @@ def test_update_from_0_1_0(dsn, shop):
         before = conn.execute("SELECT id, rfm_segment('kept', recency, frequency, monetary),"
                               " rfm_cluster('kept', recency, frequency, monetary) FROM customers ORDER BY id").fetchall()
         conn.execute("ALTER EXTENSION pg_rfm UPDATE")
-        assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_rfm'").fetchone()[0] == "0.3.0"
+        assert current_version(conn) == "0.4.0"
+        assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_rfm'").fetchone()[0] == "0.4.0"
         after = conn.execute("SELECT id, rfm_segment('kept', recency, frequency, monetary),"
                              " rfm_cluster('kept', recency, frequency, monetary) FROM customers ORDER BY id").fetchall()
         upgraded = conn.execute(OBJECTS).fetchall()

@@ -50,3 +50,15 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ': ' || SQLERRM;
 END $$;
+
+-- The same, with the error's DETAIL and HINT (for tests of what a message advises).
+CREATE FUNCTION try_sql_verbose(q text, OUT outcome text, OUT detail text, OUT hint text) LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    outcome := 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    outcome := SQLSTATE || ': ' || SQLERRM;
+    detail := nullif(detail, '');
+    hint := nullif(hint, '');
+END $$;

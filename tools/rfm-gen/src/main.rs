@@ -181,18 +181,8 @@ struct Event {
     seed: u64,
 }
 
-const PACKS: [(u64, f64); 10] = [
-    (1, 0.22),
-    (2, 0.14),
-    (3, 0.08),
-    (4, 0.09),
-    (6, 0.14),
-    (8, 0.05),
-    (10, 0.06),
-    (12, 0.16),
-    (24, 0.05),
-    (48, 0.01),
-];
+const PACKS: [(u64, f64); 10] =
+    [(1, 0.22), (2, 0.14), (3, 0.08), (4, 0.09), (6, 0.14), (8, 0.05), (10, 0.06), (12, 0.16), (24, 0.05), (48, 0.01)];
 
 struct Line {
     stock: String,
@@ -379,10 +369,7 @@ fn generate(args: &Args, out: &mut impl Write) -> io::Result<()> {
             }
         };
         for l in &lines {
-            let row = format!(
-                "{invoice}\t{}\t{}\t{ts}\t{:.2}\t{customer_id}\t{country}\n",
-                l.stock, l.quantity, l.price
-            );
+            let row = format!("{invoice}\t{}\t{}\t{ts}\t{:.2}\t{customer_id}\t{country}\n", l.stock, l.quantity, l.price);
             out.write_all(row.as_bytes())?;
             written += 1;
             if dup.chance(0.01) {
@@ -392,10 +379,6 @@ fn generate(args: &Args, out: &mut impl Write) -> io::Result<()> {
         }
     }
     out.flush()?;
-    eprintln!(
-        "rfm-gen: {written} lines, {} invoices, {} customers, seed {seed}",
-        events.len(),
-        customers.len()
-    );
+    eprintln!("rfm-gen: {written} lines, {} invoices, {} customers, seed {seed}", events.len(), customers.len());
     Ok(())
 }
