@@ -103,3 +103,93 @@ stop_cluster() {
 psql_q() {
     "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"
 }
+
+# ---------------------------------------------------------------------------- Citus
+# Citus is a test dependency: built once from the vendored source (../shared/vendor) into
+# the system PostgreSQL when it is not installed. Sets CITUS_SKIP to a reason when neither
+# an installed Citus nor the source is there.
+CITUS_VERSION=13.2.2
+ensure_citus() {
+    CITUS_SKIP=
+    if [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; then
+        return 0
+    fi
+    local vendor="$ROOT/../shared/vendor"
+    local tarball="$vendor/citus-$CITUS_VERSION.tar.xz"
+    if [ ! -f "$tarball" ]; then
+        CITUS_SKIP="Citus is not installed and its source ($tarball) is not here"
+        return 0
+    fi
+    local want=(libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev libselinux1-dev libxslt1-dev
+                libpam0g-dev libreadline-dev zlib1g-dev autoconf flex bison make gcc)
+    local missing=()
+    for p in "${want[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing Debian packages for building Citus: ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    local build="$ROOT/target/citus"
+    log "building Citus $CITUS_VERSION from the vendored source (about 2 minutes, once)"
+    rm -rf "$build" && mkdir -p "$build"
+    tar -xJf "$tarball" -C "$build"
+    (cd "$build/citus-$CITUS_VERSION" && patch -s -p1 <"$vendor/citus-$CITUS_VERSION-pg15.20-headers.patch" \
+        && ./configure -q PG_CONFIG="$PG_CONFIG" >"$build/configure.log" 2>&1 \
+        && make -s -j2 >"$build/make.log" 2>&1 \
+        && as_root make -s install >"$build/install.log" 2>&1) \
+        || { echo "Citus build failed; logs in $build" >&2; tail -20 "$build"/*.log >&2; return 1; }
+}
+
+# Starts a Citus cluster of its own: a coordinator and two workers on 127.0.0.1, database
+# rfm_citus with citus and pg_rfm. Sets CITUS_DIR, CITUS_PORTS (coordinator first).
+start_citus() {
+    CITUS_DIR=$(mktemp -d /tmp/pg_rfm_citus.XXXXXX)
+    chmod 755 "$CITUS_DIR"
+    [ "$(id -u)" = 0 ] && chown postgres: "$CITUS_DIR"
+    CITUS_PORTS=()
+    local name port
+    for name in coordinator worker1 worker2; do
+        port=$(free_port)
+        CITUS_PORTS+=("$port")
+        as_pg "$PGBIN/initdb" -D "$CITUS_DIR/$name" -U postgres -A trust -E UTF8 --locale=C --no-sync >/dev/null
+        cat >>"$CITUS_DIR/$name/postgresql.conf" <<CONF
+shared_preload_libraries = 'citus'
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$CITUS_DIR'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_worker_processes = 32
+log_min_messages = warning
+citus.shard_count = 32
+CONF
+        as_pg env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PGBIN/pg_ctl" -D "$CITUS_DIR/$name" \
+            -l "$CITUS_DIR/$name.log" -w -s start
+    done
+    for port in "${CITUS_PORTS[@]:1}" "${CITUS_PORTS[0]}"; do
+        "$PGBIN/createdb" -h 127.0.0.1 -p "$port" -U postgres rfm_citus
+        psql_q -h 127.0.0.1 -p "$port" -U postgres -d rfm_citus -c "SET client_min_messages = warning; CREATE EXTENSION citus"
+    done
+    psql_q -h 127.0.0.1 -p "${CITUS_PORTS[0]}" -U postgres -d rfm_citus <<SQL
+SET client_min_messages = warning;
+SELECT citus_set_coordinator_host('127.0.0.1', ${CITUS_PORTS[0]});
+SELECT citus_add_node('127.0.0.1', ${CITUS_PORTS[1]});
+SELECT citus_add_node('127.0.0.1', ${CITUS_PORTS[2]});
+CREATE EXTENSION pg_rfm;
+SQL
+    log "Citus cluster running: $CITUS_DIR (coordinator port ${CITUS_PORTS[0]}, workers ${CITUS_PORTS[*]:1})"
+}
+
+stop_citus() {
+    if [ -n "${CITUS_DIR:-}" ] && [ -d "$CITUS_DIR" ]; then
+        local name
+        for name in worker2 worker1 coordinator; do
+            [ -d "$CITUS_DIR/$name" ] && as_pg "$PGBIN/pg_ctl" -D "$CITUS_DIR/$name" -m fast -w -s stop || true
+        done
+        rm -rf "$CITUS_DIR"
+        CITUS_DIR=
+    fi
+}

@@ -90,9 +90,19 @@ for diffs in "$out/regression.diffs" "$out/isolation/regression.diffs"; do
 done
 
 if [ $# -eq 0 ]; then
-    log "end-to-end tests (pytest: psycopg client, pg_cron, headless Chromium)"
+    # A real Citus cluster (coordinator and two workers) for tests/e2e/test_citus.py.
+    ensure_citus
+    if [ -z "$CITUS_SKIP" ]; then
+        start_citus
+        trap 'stop_citus; stop_cluster' EXIT
+        export RFM_CITUS_PORT=${CITUS_PORTS[0]} RFM_CITUS_WORKER_PORTS="${CITUS_PORTS[1]},${CITUS_PORTS[2]}" RFM_CITUS_DIR=$CITUS_DIR
+    else
+        log "Citus tests skipped: $CITUS_SKIP"
+        export RFM_CITUS_SKIP="$CITUS_SKIP"
+    fi
+    log "end-to-end tests (pytest: psycopg client, pg_cron, headless Chromium, Citus)"
     set +e
-    PGBIN="$PGBIN" RFM_GEN="$RFM_GEN" RFM_TEST_OUT="$out" "$PYENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/e2e" \
+    PGBIN="$PGBIN" RFM_GEN="$RFM_GEN" RFM_TEST_OUT="$out" "$PYENV/bin/python" -m pytest -q -rs -p no:cacheprovider "$ROOT/tests/e2e" \
         | tee "$out/e2e.txt"
     e2e_status=${PIPESTATUS[0]}
     set -e
@@ -104,13 +114,15 @@ else
     e2e_passed=0 e2e_failed=0
 fi
 
-# No backend may have crashed and no Rust panic may have reached the log.
+# No backend may have crashed and no Rust panic may have reached a log (also the Citus nodes').
 # (SIGKILL is exempt: tests/e2e/test_zz_crash.py kills a training backend on purpose.)
 crash_re='terminated by signal [0-8]([^0-9]|$)|terminated by signal (1[0-9]|[2-9][0-9])|panicked at|PANIC:'
-crashes=$(grep -cE "$crash_re" "$CLUSTER_DIR/server.log" || true)
+logs=("$CLUSTER_DIR/server.log")
+[ -n "${CITUS_DIR:-}" ] && logs+=("$CITUS_DIR"/*.log)
+crashes=$(cat "${logs[@]}" | grep -cE "$crash_re" || true)
 if [ "$crashes" != 0 ]; then
-    log "server log shows crashes or panics:"
-    grep -E "$crash_re" "$CLUSTER_DIR/server.log" | head -20
+    log "server logs show crashes or panics:"
+    grep -hE "$crash_re" "${logs[@]}" | head -20
     sql_failed=$((sql_failed + 1))
 fi
 

@@ -140,7 +140,26 @@ CREATE FUNCTION rfm_score(recency float8, frequency float8, monetary float8, bre
     RETURNS rfm_score
     LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_score';
 COMMENT ON FUNCTION rfm_score(float8, float8, float8, rfm_breaks) IS
-'R, F and M scores (1..n, n best; low recency scores high) of one customer against population breaks: a value''s class is 1 + the number of cut points strictly below it, so ties share a score and collapsed cut points leave classes unused. segment and action come from the first matching rule of rfm_segment_rules (scores mapped to 1..5 when n <> 5). STABLE: reads the rule table once per query.';
+'R, F and M scores (1..n, n best; low recency scores high) of one customer against population breaks: a value''s class is 1 + the number of cut points strictly below it, so ties share a score and collapsed cut points leave classes unused. segment and action come from the first matching rule of rfm_segment_rules (scores mapped to 1..5 when n <> 5). STABLE: reads the rule table once per statement. On a Citus worker, whose rule table is not the coordinator''s, ERROR 0A000: pass rfm_rules() as a fifth argument.';
+
+CREATE FUNCTION rfm_rules() RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = @extschema@, pg_catalog
+    AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'priority', r.priority, 'segment', r.segment, 'action', r.action,
+               'r_min', r.r_min, 'r_max', r.r_max, 'f_min', r.f_min, 'f_max', r.f_max,
+               'm_min', r.m_min, 'm_max', r.m_max) ORDER BY r.priority, r.segment), '[]')
+    FROM rfm_segment_rules r
+    $$;
+COMMENT ON FUNCTION rfm_rules() IS
+'The segment rules in force (rfm_segment_rules, in priority order) as one jsonb value, for rfm_score(recency, frequency, monetary, breaks, rules): computed where the query is issued, it carries the rules to where scoring runs, for example Citus workers.';
+
+CREATE FUNCTION rfm_score(recency float8, frequency float8, monetary float8, breaks rfm_breaks, rules jsonb)
+    RETURNS rfm_score
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_score';
+COMMENT ON FUNCTION rfm_score(float8, float8, float8, rfm_breaks, jsonb) IS
+'rfm_score with the segment rules passed as a value (what rfm_rules() returns) instead of read from rfm_segment_rules: the form for queries whose scoring runs elsewhere, such as over Citus distributed tables (CROSS JOIN (SELECT rfm_breaks(recency, frequency, monetary) AS b, rfm_rules() AS rules FROM customers) k). Malformed rules: ERROR 22023.';
 
 CREATE FUNCTION iqr_clip(x float8, b iqr_bounds) RETURNS float8
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'iqr_clip';

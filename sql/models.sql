@@ -177,9 +177,114 @@ COMMENT ON FUNCTION rfm_cluster(text, float8[]) IS
 'Cluster number for a model trained on any numeric features: features in the model''s feature order. A NULL element gives NULL.';
 
 ------------------------------------------------------------------------------
+-- Models as values (rfm_model): for queries that pass the model along instead of naming
+-- it, such as queries over Citus distributed tables, whose workers have no model tables.
+------------------------------------------------------------------------------
+CREATE TYPE rfm_model;
+CREATE FUNCTION rfm_model_in(cstring) RETURNS rfm_model
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_in';
+CREATE FUNCTION rfm_model_out(rfm_model) RETURNS cstring
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_out';
+CREATE FUNCTION rfm_model_recv(internal) RETURNS rfm_model
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_recv';
+CREATE FUNCTION rfm_model_send(rfm_model) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_send';
+CREATE TYPE rfm_model (
+    INPUT = rfm_model_in, OUTPUT = rfm_model_out, RECEIVE = rfm_model_recv, SEND = rfm_model_send,
+    INTERNALLENGTH = VARIABLE, STORAGE = extended
+);
+COMMENT ON TYPE rfm_model IS
+'One version of a segmentation model as a value: name, version, features, preprocessing, centroids, labels and actions, in a machine-independent binary form (text form: the model document of rfm_model_export). Build it with rfm_model(name) on the node that stores the model and pass it to rfm_segment / rfm_cluster, for example to Citus workers. Checked when read: a damaged value raises XX001.';
+COMMENT ON FUNCTION rfm_model_in(cstring) IS 'Input function of rfm_model: reads a model document (ERROR 22P02 when it is not one, XX001 when its model is inconsistent).';
+COMMENT ON FUNCTION rfm_model_out(rfm_model) IS 'Output function of rfm_model: the model document.';
+COMMENT ON FUNCTION rfm_model_recv(internal) IS 'Binary input function of rfm_model: the value''s own little-endian encoding, checked.';
+COMMENT ON FUNCTION rfm_model_send(rfm_model) IS 'Binary output function of rfm_model: the value''s own little-endian encoding.';
+
+-- Values compare by their encoding (equal: the same model version), so they can be grouped,
+-- sorted and joined on, also inside distributed plans.
+CREATE FUNCTION rfm_model_cmp(rfm_model, rfm_model) RETURNS int
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_cmp';
+CREATE FUNCTION rfm_model_eq(rfm_model, rfm_model) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_eq';
+CREATE FUNCTION rfm_model_ne(rfm_model, rfm_model) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_ne';
+CREATE FUNCTION rfm_model_lt(rfm_model, rfm_model) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_lt';
+CREATE FUNCTION rfm_model_le(rfm_model, rfm_model) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_le';
+CREATE FUNCTION rfm_model_gt(rfm_model, rfm_model) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_gt';
+CREATE FUNCTION rfm_model_ge(rfm_model, rfm_model) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_ge';
+CREATE OPERATOR = (LEFTARG = rfm_model, RIGHTARG = rfm_model, FUNCTION = rfm_model_eq,
+    COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel, MERGES);
+CREATE OPERATOR <> (LEFTARG = rfm_model, RIGHTARG = rfm_model, FUNCTION = rfm_model_ne,
+    COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR < (LEFTARG = rfm_model, RIGHTARG = rfm_model, FUNCTION = rfm_model_lt,
+    COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+CREATE OPERATOR <= (LEFTARG = rfm_model, RIGHTARG = rfm_model, FUNCTION = rfm_model_le,
+    COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+CREATE OPERATOR > (LEFTARG = rfm_model, RIGHTARG = rfm_model, FUNCTION = rfm_model_gt,
+    COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+CREATE OPERATOR >= (LEFTARG = rfm_model, RIGHTARG = rfm_model, FUNCTION = rfm_model_ge,
+    COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
+CREATE OPERATOR CLASS rfm_model_ops DEFAULT FOR TYPE rfm_model USING btree AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+    FUNCTION 1 rfm_model_cmp(rfm_model, rfm_model);
+COMMENT ON FUNCTION rfm_model_cmp(rfm_model, rfm_model) IS 'Order of two rfm_model values by their encoding (btree support).';
+COMMENT ON FUNCTION rfm_model_eq(rfm_model, rfm_model) IS 'True when two rfm_model values are the same model version (same encoding).';
+COMMENT ON FUNCTION rfm_model_ne(rfm_model, rfm_model) IS 'True when two rfm_model values differ.';
+COMMENT ON FUNCTION rfm_model_lt(rfm_model, rfm_model) IS 'Order of rfm_model values by their encoding.';
+COMMENT ON FUNCTION rfm_model_le(rfm_model, rfm_model) IS 'Order of rfm_model values by their encoding.';
+COMMENT ON FUNCTION rfm_model_gt(rfm_model, rfm_model) IS 'Order of rfm_model values by their encoding.';
+COMMENT ON FUNCTION rfm_model_ge(rfm_model, rfm_model) IS 'Order of rfm_model values by their encoding.';
+COMMENT ON OPERATOR = (rfm_model, rfm_model) IS 'Same model version (same encoding).';
+COMMENT ON OPERATOR <> (rfm_model, rfm_model) IS 'Different rfm_model values.';
+COMMENT ON OPERATOR < (rfm_model, rfm_model) IS 'Order of rfm_model values by their encoding.';
+COMMENT ON OPERATOR <= (rfm_model, rfm_model) IS 'Order of rfm_model values by their encoding.';
+COMMENT ON OPERATOR > (rfm_model, rfm_model) IS 'Order of rfm_model values by their encoding.';
+COMMENT ON OPERATOR >= (rfm_model, rfm_model) IS 'Order of rfm_model values by their encoding.';
+COMMENT ON OPERATOR CLASS rfm_model_ops USING btree IS 'Default btree order of rfm_model values (by encoding): DISTINCT, GROUP BY, ORDER BY and sorted plans on model values.';
+COMMENT ON OPERATOR FAMILY rfm_model_ops USING btree IS 'Default btree order of rfm_model values (by encoding).';
+
+CREATE FUNCTION rfm_model(model text) RETURNS rfm_model
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model';
+CREATE FUNCTION rfm_model(model text, version int) RETURNS rfm_model
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model';
+COMMENT ON FUNCTION rfm_model(text) IS
+'The active version of model as an rfm_model value, read once per statement. Use it where the model tables cannot be read, for example with Citus: WITH m AS MATERIALIZED (SELECT rfm_model(''name''::text) AS m) SELECT rfm_segment(m.m, recency, frequency, monetary) FROM customers, m. Give a literal name a type (''name''::text, or model => ''name''): rfm_model(''name'') with a bare literal is a cast to the type rfm_model. Unknown model: ERROR 42704; on a Citus worker: ERROR 0A000.';
+COMMENT ON FUNCTION rfm_model(text, int) IS
+'Version version of model (active or not) as an rfm_model value. Unknown version: ERROR 42704.';
+
+CREATE FUNCTION rfm_segment(m rfm_model, recency float8, frequency float8, monetary float8) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_segment_value';
+CREATE FUNCTION rfm_cluster(m rfm_model, recency float8, frequency float8, monetary float8) RETURNS int
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_cluster_value';
+CREATE FUNCTION rfm_segment(m rfm_model, features float8[]) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_segment_value';
+CREATE FUNCTION rfm_cluster(m rfm_model, features float8[]) RETURNS int
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_cluster_value';
+COMMENT ON FUNCTION rfm_segment(rfm_model, float8, float8, float8) IS
+'Segment label of the nearest centroid of the model value m, after its preprocessing; the same answer as rfm_segment(name, ...) for the version in m. Each distinct value is decoded once per query and call site. NULL in, NULL out.';
+COMMENT ON FUNCTION rfm_cluster(rfm_model, float8, float8, float8) IS
+'Cluster number of the nearest centroid of the model value m, after its preprocessing.';
+COMMENT ON FUNCTION rfm_segment(rfm_model, float8[]) IS
+'Segment label for a model value trained on any numeric features, in its feature order.';
+COMMENT ON FUNCTION rfm_cluster(rfm_model, float8[]) IS
+'Cluster number for a model value trained on any numeric features, in its feature order.';
+
+CREATE FUNCTION rfm_model_version(m rfm_model) RETURNS int
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_version';
+COMMENT ON FUNCTION rfm_model_version(rfm_model) IS 'The version number of the model in the value m.';
+CREATE FUNCTION rfm_action(m rfm_model, cluster int) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_action';
+COMMENT ON FUNCTION rfm_action(rfm_model, int) IS
+'The recommended action of cluster number cluster of the model value m (NULL for no such cluster or no action).';
+
+------------------------------------------------------------------------------
 -- Inspection, export, import, drop
 ------------------------------------------------------------------------------
-CREATE FUNCTION rfm_model_export(model text) RETURNS jsonb
+CREATE FUNCTION rfm_model_export(model text, version int) RETURNS jsonb
     LANGUAGE sql STABLE STRICT PARALLEL SAFE
     SET search_path = @extschema@, pg_catalog
     AS $$
@@ -222,15 +327,25 @@ CREATE FUNCTION rfm_model_export(model text) RETURNS jsonb
         'created_at', m.created_at,
         'created_by', m.created_by)
     FROM rfm_models m
-    WHERE m.model = $1 AND m.active
+    WHERE m.model = $1 AND m.version = $2
     $$;
+COMMENT ON FUNCTION rfm_model_export(text, int) IS
+'Version version of model (active or not) as one jsonb document, as rfm_model_export(model) writes the active one. NULL when there is no such version.';
+
+CREATE FUNCTION rfm_model_export(model text) RETURNS jsonb
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path = @extschema@, pg_catalog
+    AS $$
+    SELECT rfm_model_export(m.model, m.version) FROM rfm_models m WHERE m.model = $1 AND m.active
+    $$;
+
 COMMENT ON FUNCTION rfm_model_export(text) IS
 'The active version of model as one jsonb document (features, preprocessing, clusters with labels and actions, metrics, options, k search curve), for rfm_model_import in another database. NULL when the model does not exist.';
 
 CREATE FUNCTION rfm_model_import(doc jsonb, model text DEFAULT NULL) RETURNS rfm_train_result
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'rfm_model_import';
 COMMENT ON FUNCTION rfm_model_import(jsonb, text) IS
-'Stores a model exported by rfm_model_export as a new active version (of the exported model name, or of model when given). The document is checked: ERROR 22023 when it is not a pg_rfm model or its shapes are inconsistent. Assignments equal those in the exporting database.';
+'Stores a model exported by rfm_model_export as a new active version (of the exported model name, or of model when given). The document is checked: ERROR 22023 when it is not a pg_rfm model document (naming the key at fault), XX001 when its model is inconsistent. Assignments equal those in the exporting database.';
 
 CREATE FUNCTION rfm_drop_model(model text) RETURNS int
     LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE

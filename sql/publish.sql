@@ -36,18 +36,21 @@ BEGIN
     mv := array_to_string(ARRAY(SELECT quote_ident(p) FROM unnest(parts[1:array_length(parts, 1) - 1]) p)
                           || quote_ident(parts[array_length(parts, 1)] || '_mv'), '.');
     idx := quote_ident(parts[array_length(parts, 1)] || '_mv_id');
-    -- Always current: reads the active version of the model at query time.
+    -- Always current: reads the active version of the model and the rules in force at query
+    -- time, once, on the node where the query is issued, and passes them as values (so the
+    -- view works on Citus distributed tables, whose workers have no model or rule tables).
     body := format($q$
+        WITH mm AS MATERIALIZED (SELECT %3$s.rfm_model(%4$L::text) AS m),
+             k AS MATERIALIZED (SELECT %3$s.rfm_breaks(recency, frequency, monetary) AS b, %3$s.rfm_rules() AS rules
+                                FROM %2$s)
         SELECT s.%1$I AS customer_id, s.recency, s.frequency, s.monetary,
                sc.r, sc.f, sc.m, sc.code,
-               c.cluster, c.label AS segment, c.action, c.version AS model_version
-        FROM %2$s s
-        CROSS JOIN (SELECT %3$s.rfm_breaks(recency, frequency, monetary) AS b FROM %2$s) k
-        CROSS JOIN LATERAL %3$s.rfm_score(s.recency, s.frequency, s.monetary, k.b) sc
-        LEFT JOIN %3$s.rfm_centroids c
-               ON c.model = %4$L
-              AND c.version = (SELECT m.version FROM %3$s.rfm_models m WHERE m.model = %4$L AND m.active)
-              AND c.cluster = %3$s.rfm_cluster(%4$L, s.recency, s.frequency, s.monetary)
+               %3$s.rfm_cluster(mm.m, s.recency, s.frequency, s.monetary) AS cluster,
+               %3$s.rfm_segment(mm.m, s.recency, s.frequency, s.monetary) AS segment,
+               %3$s.rfm_action(mm.m, %3$s.rfm_cluster(mm.m, s.recency, s.frequency, s.monetary)) AS action,
+               %3$s.rfm_model_version(mm.m) AS model_version
+        FROM %2$s s CROSS JOIN mm CROSS JOIN k
+        CROSS JOIN LATERAL %3$s.rfm_score(s.recency, s.frequency, s.monetary, k.b, k.rules) sc
     $q$, id_column, source, ext, rfm_publish.model);
     EXECUTE format('CREATE OR REPLACE VIEW %s AS %s', v, body);
     EXECUTE format('COMMENT ON VIEW %s IS %L', v,
@@ -63,7 +66,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION rfm_publish(text, regclass, text, text) IS
-'Publishes the segments of the customers in source (columns id_column, recency, frequency, monetary) for BI tools: a view view_name (always current: R/F/M scores and code, cluster, segment label, recommended action and model version of the active version) and a materialized view view_name_mv with a unique index on customer_id, for REFRESH MATERIALIZED VIEW CONCURRENTLY after each retrain.';
+'Publishes the segments of the customers in source (columns id_column, recency, frequency, monetary) for BI tools: a view view_name (always current: R/F/M scores and code, cluster, segment label, recommended action and model version of the active version) and a materialized view view_name_mv with a unique index on customer_id, for REFRESH MATERIALIZED VIEW CONCURRENTLY after each retrain. The view reads the model and the rules once per query and passes them as values, so source may be a Citus distributed table.';
 
 ------------------------------------------------------------------------------
 -- Holdout check and segment movement
@@ -106,8 +109,9 @@ BEGIN
         END IF;
     END LOOP;
     RETURN QUERY EXECUTE format($q$
-        WITH b AS (SELECT %1$I AS id, %2$s.rfm_segment(%3$L, recency, frequency, monetary) AS seg FROM %4$s),
-             a AS (SELECT %1$I AS id, %2$s.rfm_segment(%3$L, recency, frequency, monetary) AS seg FROM %5$s),
+        WITH mm AS MATERIALIZED (SELECT %2$s.rfm_model(%3$L::text) AS m),
+             b AS (SELECT s.%1$I AS id, %2$s.rfm_segment(mm.m, s.recency, s.frequency, s.monetary) AS seg FROM %4$s s, mm),
+             a AS (SELECT s.%1$I AS id, %2$s.rfm_segment(mm.m, s.recency, s.frequency, s.monetary) AS seg FROM %5$s s, mm),
              moves AS (
                 SELECT coalesce(b.seg, '(new)') AS from_segment, coalesce(a.seg, '(gone)') AS to_segment, count(*) AS n
                 FROM b FULL JOIN a ON a.id = b.id

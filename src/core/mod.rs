@@ -19,6 +19,7 @@ pub mod rng;
 pub mod scale;
 pub mod score;
 pub mod serde_f64;
+pub mod value;
 
 pub use error::CoreError;
 

@@ -10,7 +10,7 @@ use super::error::{invalid, out_of_range, show, sql_array};
 use super::kmeans::{self, Label};
 use super::metrics::{self, Metrics};
 use super::quantile::{breaks, percentiles};
-use super::scale::{retain_rows, Outliers, Scaler};
+use super::scale::{retain_rows, sort_rows, Outliers, Scaler};
 use super::score::{self, Breaks, Rule};
 use super::CoreError;
 
@@ -382,6 +382,7 @@ pub fn train(
 ) -> Result<Trained, CoreError> {
     let d = features.len();
     let ks = opts.validate(features)?;
+    sort_rows(&mut raw, d);
     let log: Vec<bool> = features.iter().map(|f| opts.log_features.contains(f)).collect();
     let (scaler, keep) = Scaler::fit(&raw, d, opts.outliers, log, opts.standardize)?;
     retain_rows(&mut raw, d, &keep);
@@ -564,6 +565,7 @@ pub fn evaluate(model: &Model, mut raw: Vec<f64>, seed: u64, check: &mut dyn FnM
     if n == 0 {
         return Err(invalid("no rows to evaluate on"));
     }
+    sort_rows(&mut raw, d);
     let assigner = Assigner::new(model);
     let labels: Vec<Label> = raw.chunks_exact_mut(d).map(|row| assigner.assign(row).map(|i| i as Label)).collect::<Result<_, _>>()?;
     Ok((n, metrics::all(&raw, d, &labels, &model.centroid_rows(), seed, check)))
@@ -648,6 +650,32 @@ mod tests {
         labels.sort();
         labels.dedup();
         assert_eq!(labels.len(), 4, "labels are unique: {:?}", a.model.clusters.iter().map(|c| &c.label).collect::<Vec<_>>());
+    }
+
+    /// The same rows in any order give the same model, bit for bit.
+    #[test]
+    fn row_order_does_not_matter() {
+        let rows = customers();
+        let mut shuffled: Vec<[f64; 3]> = rows.chunks_exact(3).map(|r| [r[0], r[1], r[2]]).collect();
+        let mut rng = Rng::new(99);
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let shuffled: Vec<f64> = shuffled.concat();
+        assert_ne!(shuffled, rows);
+        for k in [None, Some(4)] {
+            let a = train(rows.clone(), &features(), &opts(k), &rules(), &mut |_| {}, &mut || {}).unwrap();
+            let b = train(shuffled.clone(), &features(), &opts(k), &rules(), &mut |_| {}, &mut || {}).unwrap();
+            assert_eq!(a.model, b.model);
+            assert_eq!(a.metrics.inertia.to_bits(), b.metrics.inertia.to_bits());
+            assert_eq!(
+                a.curve.iter().map(|p| p.inertia.to_bits()).collect::<Vec<_>>(),
+                b.curve.iter().map(|p| p.inertia.to_bits()).collect::<Vec<_>>()
+            );
+            let (_, ea) = evaluate(&a.model, rows.clone(), 7, &mut || {}).unwrap();
+            let (_, eb) = evaluate(&a.model, shuffled.clone(), 7, &mut || {}).unwrap();
+            assert_eq!(ea, eb);
+        }
     }
 
     #[test]

@@ -83,6 +83,38 @@ impl Rule {
     }
 }
 
+/// Reads rules from JSON as `rfm_rules()` writes them: an array of objects with `segment`,
+/// `action` and `r_min` .. `m_max`, in priority order (`priority` and other keys are
+/// ignored). The error names the element and key at fault.
+pub fn parse_rules(value: &serde_json::Value) -> Result<Vec<Rule>, String> {
+    let items = value.as_array().ok_or("must be a JSON array of rules, as rfm_rules() returns")?;
+    let mut rules = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let text = |key: &str| -> Result<String, String> {
+            match item.get(key) {
+                Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                _ => Err(format!("element {i} has no \"{key}\" text")),
+            }
+        };
+        let range = |what: &str| -> Result<(i32, i32), String> {
+            let bound = |key: String| -> Result<i32, String> {
+                item.get(&key)
+                    .and_then(serde_json::Value::as_i64)
+                    .and_then(|v| i32::try_from(v).ok())
+                    .ok_or(format!("element {i} has no integer \"{key}\""))
+            };
+            let (lo, hi) = (bound(format!("{what}_min"))?, bound(format!("{what}_max"))?);
+            if 1 <= lo && lo <= hi && hi <= 5 {
+                Ok((lo, hi))
+            } else {
+                Err(format!("element {i} needs 1 <= {what}_min <= {what}_max <= 5, got {lo} and {hi}"))
+            }
+        };
+        rules.push(Rule { segment: text("segment")?, action: text("action")?, r: range("r")?, f: range("f")?, m: range("m")? });
+    }
+    Ok(rules)
+}
+
 /// First rule, in the given (priority) order, whose ranges hold the 1..5 scores.
 pub fn find_rule(rules: &[Rule], r5: i32, f5: i32, m5: i32) -> Option<&Rule> {
     rules.iter().find(|rule| rule.matches(r5, f5, m5))
@@ -142,6 +174,23 @@ mod tests {
         assert_eq!((1..=10).map(|s| to_five(s, 10)).collect::<Vec<_>>(), vec![1, 1, 2, 2, 3, 3, 4, 4, 5, 5]);
         assert_eq!(code(5, 4, 5, 5), "545");
         assert_eq!(code(10, 3, 7, 10), "10-3-7");
+    }
+
+    #[test]
+    fn rules_from_json() {
+        let v = serde_json::json!([
+            {"priority": 10, "segment": "VIP", "action": "Call", "r_min": 5, "r_max": 5, "f_min": 4, "f_max": 5, "m_min": 1, "m_max": 5},
+            {"segment": "Rest", "action": "", "r_min": 1, "r_max": 5, "f_min": 1, "f_max": 5, "m_min": 1, "m_max": 5, "description": null}
+        ]);
+        let rules = parse_rules(&v).unwrap();
+        assert_eq!(rules[0], Rule { segment: "VIP".into(), action: "Call".into(), r: (5, 5), f: (4, 5), m: (1, 5) });
+        assert_eq!(find_rule(&rules, 4, 4, 4).unwrap().segment, "Rest");
+        assert_eq!(parse_rules(&serde_json::json!({"a": 1})).unwrap_err(), "must be a JSON array of rules, as rfm_rules() returns");
+        let mut bad = v.clone();
+        bad[1]["f_max"] = serde_json::json!(6);
+        assert_eq!(parse_rules(&bad).unwrap_err(), "element 1 needs 1 <= f_min <= f_max <= 5, got 1 and 6");
+        bad[0].as_object_mut().unwrap().remove("segment");
+        assert_eq!(parse_rules(&bad).unwrap_err(), "element 0 has no \"segment\" text");
     }
 
     #[test]

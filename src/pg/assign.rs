@@ -1,7 +1,7 @@
-//! rfm_segment and rfm_cluster: the nearest centroid of a model's active version. Each call
-//! site keeps the models it has seen in a small LRU (one load per model and statement),
-//! so a query that names a different model on every row stays as fast as one with a
-//! single model.
+//! rfm_segment and rfm_cluster: the nearest centroid of a model, named (its active version,
+//! read from the tables) or passed as an `rfm_model` value. Each call site keeps the models
+//! it has seen in a small LRU (one load or decode per model and statement), so a query that
+//! names a different model on every row stays as fast as one with a single model.
 
 use pgrx::pg_sys::{self, Datum};
 use pgrx::PgSqlErrorCode;
@@ -13,7 +13,8 @@ use super::spi::{statement_stamp, Stamp};
 use super::store;
 use crate::core::error::{show, sql_array};
 use crate::core::lru::Lru;
-use crate::core::model::Assigner;
+use crate::core::model::{Assigner, Model};
+use crate::core::value::ModelValue;
 
 /// Models one call site keeps; a query naming more distinct models reloads the least
 /// recently used ones (always the same version within a statement).
@@ -35,20 +36,34 @@ impl Drop for Labels {
     }
 }
 
-struct Loaded {
-    version: i32,
+pub struct Loaded {
+    pub name: String,
+    pub version: i32,
     assigner: Assigner,
     features: Vec<String>,
     /// Where recency, frequency and monetary go in the model's feature order.
     rfm: Option<[usize; 3]>,
     clusters: Vec<i32>,
+    actions: Vec<String>,
     labels: Labels,
 }
 
 impl Loaded {
-    fn new(args: Args<'_>, name: &str) -> Loaded {
-        let stored = store::load(args, name);
-        let model = stored.model();
+    /// The active version of model `name`, from the tables.
+    fn named(args: Args<'_>, name: &str) -> Loaded {
+        let stored = store::load(args, name, None);
+        Loaded::new(args, name.to_string(), stored.version, stored.model())
+    }
+
+    /// The model in an `rfm_model` value (checked as it is decoded).
+    pub fn from_value(args: Args<'_>, bytes: &[u8]) -> Loaded {
+        let v = ModelValue::decode(bytes).or_raise(args.name);
+        let version = i32::try_from(v.version).unwrap_or(i32::MAX);
+        Loaded::new(args, v.name, version, v.model)
+    }
+
+    fn new(args: Args<'_>, name: String, version: i32, model: Model) -> Loaded {
+        pgrx::debug1!("{}: loaded model \"{name}\" version {version}", args.name);
         let pos = |f: &str| model.features.iter().position(|x| x == f);
         let rfm = match (pos("recency"), pos("frequency"), pos("monetary"), model.features.len()) {
             (Some(r), Some(f), Some(m), 3) => Some([r, f, m]),
@@ -63,20 +78,50 @@ impl Loaded {
             labels
         };
         Loaded {
-            version: stored.version,
+            name,
+            version,
             assigner: Assigner::new(&model),
             rfm,
             clusters: model.clusters.iter().map(|c| c.cluster).collect(),
+            actions: model.clusters.iter().map(|c| c.action.clone()).collect(),
             features: model.features,
             labels: Labels(labels),
         }
     }
+
+    /// The recommended action of cluster number `cluster`, if the model has it.
+    pub fn action(&self, cluster: i32) -> Option<&str> {
+        self.clusters.iter().position(|c| *c == cluster).map(|i| self.actions[i].as_str())
+    }
 }
 
-/// What one call site keeps for the length of a statement.
+/// Decoded `rfm_model` values of one call site, keyed by their bytes (a value decodes the
+/// same wherever it is used, so no statement check is needed).
+pub struct ValueCache {
+    models: Lru<Loaded>,
+}
+
+impl Default for ValueCache {
+    fn default() -> ValueCache {
+        ValueCache { models: Lru::new(MODELS_PER_CALL_SITE) }
+    }
+}
+
+impl ValueCache {
+    pub fn get(&mut self, args: Args<'_>, bytes: &[u8]) -> &Loaded {
+        match self.models.get_or_load(bytes, || Ok::<_, ()>(Loaded::from_value(args, bytes))) {
+            Ok(m) => m,
+            Err(()) => unreachable!("loading a value either succeeds or raises"),
+        }
+    }
+}
+
+/// What one call site keeps for the length of a statement (name form), or for the query
+/// (value form).
 struct ModelCache {
     stamp: Option<Stamp>,
     models: Lru<Loaded>,
+    values: ValueCache,
     /// The version each model name resolved to in this statement, so that a model that
     /// left the LRU comes back as the same version.
     versions: FxHashMap<Box<[u8]>, i32>,
@@ -85,30 +130,39 @@ struct ModelCache {
 
 impl ModelCache {
     fn new() -> ModelCache {
-        ModelCache { stamp: statement_stamp(), models: Lru::new(MODELS_PER_CALL_SITE), versions: FxHashMap::default(), row: Vec::new() }
+        ModelCache {
+            stamp: statement_stamp(),
+            models: Lru::new(MODELS_PER_CALL_SITE),
+            values: ValueCache::default(),
+            versions: FxHashMap::default(),
+            row: Vec::new(),
+        }
     }
 }
 
-/// The assigned cluster's label datum and number; None for a NULL feature value.
-fn assign(call: &mut Call<'_>) -> Option<(Datum, i32)> {
+/// The assigned cluster's label datum and number; None for a NULL feature value. The first
+/// argument is a model name, or (`by_value`) an `rfm_model` value.
+fn assign(call: &mut Call<'_>, by_value: bool) -> Option<(Datum, i32)> {
     let args = call.args();
     let what = args.name;
-    let name = args.bytes(0)?;
+    let key = args.bytes(0)?;
     let cache = call.cache(|_| ModelCache::new());
-    // A call site can outlive a statement (PL/pgSQL keeps simple expressions for the whole
-    // transaction): a new statement starts from an empty cache, so it sees retrains.
-    let stamp = statement_stamp();
-    if stamp != cache.stamp {
-        cache.models.clear();
-        cache.versions.clear();
-        cache.stamp = stamp;
-    }
-    let ModelCache { models, versions, row, .. } = cache;
-    let m = models
-        .get_or_load(name, || {
-            let text = String::from_utf8_lossy(name);
-            let loaded = Loaded::new(args, &text);
-            match versions.get(name) {
+    let ModelCache { stamp, models, values, versions, row } = cache;
+    let m = if by_value {
+        values.get(args, key)
+    } else {
+        // A call site can outlive a statement (PL/pgSQL keeps simple expressions for the
+        // whole transaction): a new statement starts from an empty cache, so it sees retrains.
+        let now = statement_stamp();
+        if now != *stamp {
+            models.clear();
+            versions.clear();
+            *stamp = now;
+        }
+        let loaded = models.get_or_load(key, || {
+            let text = String::from_utf8_lossy(key);
+            let loaded = Loaded::named(args, &text);
+            match versions.get(key) {
                 Some(v) if *v != loaded.version => PgError::new(
                     PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
                     format!("{what}: model \"{text}\" changed from version {v} to {} during the statement", loaded.version),
@@ -117,18 +171,22 @@ fn assign(call: &mut Call<'_>) -> Option<(Datum, i32)> {
                 .raise(),
                 Some(_) => {}
                 None => {
-                    versions.insert(name.into(), loaded.version);
+                    versions.insert(key.into(), loaded.version);
                 }
             }
             Ok::<_, ()>(loaded)
-        })
-        .ok()?;
+        });
+        match loaded {
+            Ok(m) => &*m,
+            Err(()) => return None,
+        }
+    };
     row.clear();
     if args.nargs() == 4 {
         let Some([r, f, mo]) = m.rfm else {
             PgError::new(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("{what}: model \"{}\" was not trained on recency, frequency and monetary", String::from_utf8_lossy(name)),
+                format!("{what}: model \"{}\" was not trained on recency, frequency and monetary", m.name),
             )
             .detail(format!("Its features are {}.", sql_array(&m.features)))
             .hint(format!("Pass the values as an array in that order: {what}(model, ARRAY[...])."))
@@ -143,12 +201,7 @@ fn assign(call: &mut Call<'_>) -> Option<(Datum, i32)> {
         if values.len() != m.features.len() {
             PgError::new(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!(
-                    "{what}: model \"{}\" has {} features, got an array of {} values",
-                    String::from_utf8_lossy(name),
-                    m.features.len(),
-                    values.len()
-                ),
+                format!("{what}: model \"{}\" has {} features, got an array of {} values", m.name, m.features.len(), values.len()),
             )
             .detail(format!("Its features are {}.", sql_array(&m.features)))
             .hint("Pass one value per feature, in the model's feature order.")
@@ -168,7 +221,7 @@ fn assign(call: &mut Call<'_>) -> Option<(Datum, i32)> {
 pg_v1! {
     // rfm_segment(model, recency, frequency, monetary) and rfm_segment(model, features[])
     fn rfm_segment(call: "rfm_segment") -> Datum {
-        match assign(&mut call) {
+        match assign(&mut call, false) {
             Some((label, _)) => label,
             None => call.return_null(),
         }
@@ -176,7 +229,23 @@ pg_v1! {
 
     // rfm_cluster(model, recency, frequency, monetary) and rfm_cluster(model, features[])
     fn rfm_cluster(call: "rfm_cluster") -> Datum {
-        match assign(&mut call) {
+        match assign(&mut call, false) {
+            Some((_, cluster)) => Datum::from(cluster),
+            None => call.return_null(),
+        }
+    }
+
+    // rfm_segment(m rfm_model, recency, frequency, monetary) and rfm_segment(m rfm_model, features[])
+    fn rfm_segment_value(call: "rfm_segment") -> Datum {
+        match assign(&mut call, true) {
+            Some((label, _)) => label,
+            None => call.return_null(),
+        }
+    }
+
+    // rfm_cluster(m rfm_model, recency, frequency, monetary) and rfm_cluster(m rfm_model, features[])
+    fn rfm_cluster_value(call: "rfm_cluster") -> Datum {
+        match assign(&mut call, true) {
             Some((_, cluster)) => Datum::from(cluster),
             None => call.return_null(),
         }

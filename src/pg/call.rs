@@ -202,6 +202,32 @@ impl<'fc> Args<'fc> {
         })
     }
 
+    /// A `cstring` argument (type input functions).
+    pub fn cstring(&self, i: usize) -> Option<&'fc std::ffi::CStr> {
+        // SAFETY: the SQL declarations give this argument the type cstring: a NUL-terminated
+        // string valid for the call.
+        self.datum(i).map(|d| unsafe { std::ffi::CStr::from_ptr(d.cast_mut_ptr::<std::ffi::c_char>()) })
+    }
+
+    /// The unread bytes of an `internal` StringInfo argument (type receive functions), which
+    /// are marked as read.
+    pub fn string_info(&self, i: usize) -> Option<Vec<u8>> {
+        let d = self.datum(i)?;
+        // SAFETY: the SQL declarations make this a receive function, whose argument is a
+        // StringInfo with `cursor <= len`; the bytes are copied before the cursor moves.
+        unsafe {
+            let buf = d.cast_mut_ptr::<pg_sys::StringInfoData>();
+            let (cursor, len) = ((*buf).cursor.max(0) as usize, (*buf).len.max(0) as usize);
+            let bytes = if cursor < len {
+                std::slice::from_raw_parts((*buf).data.add(cursor) as *const u8, len - cursor).to_vec()
+            } else {
+                Vec::new()
+            };
+            (*buf).cursor = (*buf).len;
+            Some(bytes)
+        }
+    }
+
     pub fn text(&self, i: usize) -> Option<String> {
         self.bytes(i).map(|b| String::from_utf8_lossy(b).into_owned())
     }

@@ -8,7 +8,7 @@ use crate::core::report::{html, ReportInput};
 pg_v1! {
     fn rfm_report(call: "rfm_report") -> Datum {
         let name = call.text(0).unwrap_or_else(|| null_not_allowed("rfm_report: model must not be NULL"));
-        let stored = store::load(call.args(), &name);
+        let stored = store::load(call.args(), &name, None);
         let model = stored.model();
         text_datum(&html(&ReportInput {
             name: &name,

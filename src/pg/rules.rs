@@ -1,27 +1,15 @@
-//! The editable segment rule table, read once per query by `rfm_score` and `rfm_train`.
+//! The segment rules: read from `rfm_segment_rules` (on this node), or passed as the value
+//! `rfm_rules()` returns (on the coordinator) so that Citus workers score with them.
 
 use pgrx::PgSqlErrorCode;
-use serde::Deserialize;
 
 use super::call::Args;
 use super::catalog::schema_prefix;
-use super::error::raise;
+use super::error::{raise, PgError};
 use super::spi::select_text;
-use crate::core::score::Rule;
+use crate::core::score::{parse_rules, Rule};
 
-#[derive(Deserialize)]
-struct Row {
-    segment: String,
-    action: String,
-    r_min: i32,
-    r_max: i32,
-    f_min: i32,
-    f_max: i32,
-    m_min: i32,
-    m_max: i32,
-}
-
-/// All rules, in priority order, from the `rfm_segment_rules` table of the extension's schema.
+/// All rules, in priority order, from the `rfm_segment_rules` view of the extension's schema.
 pub fn load(args: Args<'_>) -> Vec<Rule> {
     let sql = format!(
         "SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.priority, r.segment), '[]')::text \
@@ -29,9 +17,18 @@ pub fn load(args: Args<'_>) -> Vec<Rule> {
         schema_prefix(args)
     );
     let json = select_text(&sql, &[]).unwrap_or_else(|| "[]".into());
-    let rows: Vec<Row> = serde_json::from_str(&json)
+    let value: serde_json::Value = serde_json::from_str(&json)
         .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("{}: rfm_segment_rules cannot be read: {e}", args.name)));
-    rows.into_iter()
-        .map(|r| Rule { segment: r.segment, action: r.action, r: (r.r_min, r.r_max), f: (r.f_min, r.f_max), m: (r.m_min, r.m_max) })
-        .collect()
+    parse_rules(&value)
+        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("{}: rfm_segment_rules cannot be read: {e}", args.name)))
+}
+
+/// Rules passed as a value (argument `i`, jsonb as `rfm_rules()` returns it).
+pub fn from_arg(args: Args<'_>, i: usize) -> Vec<Rule> {
+    let value = args.jsonb(i).unwrap_or_default();
+    parse_rules(&value).unwrap_or_else(|e| {
+        PgError::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{}: rules {e}", args.name))
+            .hint("Pass the value rfm_rules() returns.")
+            .raise()
+    })
 }

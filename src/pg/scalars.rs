@@ -19,6 +19,8 @@ struct ScoreCache {
     breaks_type: RowType,
     stamp: Option<Stamp>,
     rules: Vec<Rule>,
+    /// With a rules argument: the last one seen, as raw jsonb bytes.
+    rules_raw: Vec<u8>,
     /// The last `breaks` argument seen, as raw bytes, and its parsed form.
     breaks_raw: Vec<u8>,
     breaks: Option<Breaks>,
@@ -58,24 +60,44 @@ fn x_arg(call: &Call<'_>) -> f64 {
     x
 }
 
+/// The rules of this node's `rfm_segment_rules`; refused on a Citus worker, whose rule
+/// tables are not the coordinator's.
+fn local_rules(args: Args<'_>) -> Vec<Rule> {
+    if super::citus::on_worker() {
+        super::citus::refuse_rules(args.name);
+    }
+    rules::load(args)
+}
+
 pg_v1! {
-    // rfm_score(recency, frequency, monetary, breaks rfm_breaks) -> rfm_score; STRICT
+    // rfm_score(recency, frequency, monetary, breaks rfm_breaks [, rules jsonb]) -> rfm_score; STRICT
     fn rfm_score(call: "rfm_score") -> Datum {
         let args = call.args();
+        let with_rules = args.nargs() == 5;
         let cache = call.cache(|a| ScoreCache {
             result: Composite::for_result(a, &RFM_SCORE),
             breaks_type: RowType::new("rfm_breaks", &RFM_BREAKS),
             stamp: statement_stamp(),
-            rules: rules::load(a),
+            rules: if with_rules { Vec::new() } else { local_rules(a) },
+            rules_raw: Vec::new(),
             breaks_raw: Vec::new(),
             breaks: None,
         });
-        // PL/pgSQL keeps a call site for a whole transaction: reread the rules when a new
-        // statement (which may follow a rule edit) runs.
-        let stamp = statement_stamp();
-        if stamp != cache.stamp {
-            cache.rules = rules::load(args);
-            cache.stamp = stamp;
+        if with_rules {
+            let raw = args.bytes(4).unwrap_or_else(|| null_not_allowed("rfm_score: rules must not be NULL"));
+            if cache.rules_raw.as_slice() != raw || cache.rules_raw.is_empty() {
+                cache.rules = rules::from_arg(args, 4);
+                cache.rules_raw.clear();
+                cache.rules_raw.extend_from_slice(raw);
+            }
+        } else {
+            // PL/pgSQL keeps a call site for a whole transaction: reread the rules when a new
+            // statement (which may follow a rule edit) runs.
+            let stamp = statement_stamp();
+            if stamp != cache.stamp {
+                cache.rules = local_rules(args);
+                cache.stamp = stamp;
+            }
         }
         let row = args.row(3, &mut cache.breaks_type).unwrap_or_else(|| null_not_allowed("rfm_score: breaks must not be NULL"));
         if cache.breaks.is_none() || cache.breaks_raw != row.bytes() {

@@ -40,18 +40,32 @@ pub fn damaged(what: &str, name: &str, version: Option<i64>, problem: &str) -> !
         .raise()
 }
 
-/// The model does not exist (no active version).
-pub fn not_found(what: &str, name: &str) -> ! {
-    PgError::new(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("{what}: model \"{name}\" does not exist (no active version)"))
-        .hint("SELECT model FROM rfm_model_summary lists the models with an active version; rfm_train creates one.")
-        .raise()
+/// The model (or the version asked for) does not exist.
+pub fn not_found(what: &str, name: &str, version: Option<i32>) -> ! {
+    let err = match version {
+        None => {
+            PgError::new(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("{what}: model \"{name}\" does not exist (no active version)"))
+                .hint("SELECT model FROM rfm_model_summary lists the models with an active version; rfm_train creates one.")
+        }
+        Some(v) => PgError::new(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("{what}: model \"{name}\" has no version {v}"))
+            .hint("SELECT version, active, created_at FROM rfm_models WHERE model = ... lists the versions of a model."),
+    };
+    err.raise()
 }
 
-/// The active version of model `name`, checked; `what` is the SQL function loading it.
-pub fn load(args: Args<'_>, name: &str) -> Stored {
+/// The active version of model `name` (or `version` of it), checked; `what` is the SQL
+/// function loading it. Refused on a Citus worker, whose tables are not the coordinator's.
+pub fn load(args: Args<'_>, name: &str, version: Option<i32>) -> Stored {
     let what = args.name;
+    if super::citus::on_worker() {
+        super::citus::refuse_model_name(what, name);
+    }
     let schema = schema_prefix(args);
-    let text = select_text(&format!("SELECT {schema}.rfm_model_export($1)::text"), &[name]).unwrap_or_else(|| not_found(what, name));
+    let text = match version {
+        None => select_text(&format!("SELECT {schema}.rfm_model_export($1)::text"), &[name]),
+        Some(v) => select_text(&format!("SELECT {schema}.rfm_model_export($1, $2::int)::text"), &[name, &v.to_string()]),
+    }
+    .unwrap_or_else(|| not_found(what, name, version));
     let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| damaged(what, name, None, &e.to_string()));
     let version = value.get("version").and_then(Value::as_i64);
     let doc = Document::parse(value).unwrap_or_else(|e| damaged(what, name, version, &e));

@@ -222,7 +222,7 @@ pg_v1! {
     fn rfm_evaluate(call: "rfm_evaluate") -> Datum {
         let args = call.args();
         let name = model_name(&args, 0);
-        let stored = store::load(args, &name);
+        let stored = store::load(args, &name, None);
         let model = stored.model();
         let rows = read_rows(&args, 1, &model.features);
         let seed = 42;

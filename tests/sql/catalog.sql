@@ -1,5 +1,6 @@
--- Every object of the extension: named rfm_* or iqr_*, commented, parallel safe, and
--- with the volatility its behaviour calls for.
+-- Every object of the extension: named rfm_* or iqr_* (operators, which have symbols for
+-- names, only on rfm_model), commented, parallel safe, and with the volatility its
+-- behaviour calls for.
 WITH objs AS (
     SELECT classid::regclass AS catalog, objid,
            pg_describe_object(classid, objid, 0) AS what
@@ -11,7 +12,8 @@ WITH objs AS (
 SELECT what
 FROM objs
 WHERE obj_description(objid, catalog::text) IS NULL
-   OR NOT (what ~ ' (rfm_|iqr_|rfm\()' OR what ~ '^(function|type|table) (rfm|iqr)')
+   OR NOT (what ~ ' (rfm_|iqr_|rfm\()' OR what ~ '^(function|type|table) (rfm|iqr)'
+           OR what ~ '^operator [<>=]+\(rfm_model,rfm_model\)$')
 ORDER BY what;
 
 SELECT p.oid::regprocedure AS function, p.provolatile AS volatility, p.proparallel AS parallel,

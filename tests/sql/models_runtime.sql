@@ -8,7 +8,7 @@ SET client_min_messages = warning;
 -- still hold calls of earlier transactions: loads are counted as a difference.)
 SET track_functions = 'all';
 CREATE FUNCTION pg_temp.export_calls() RETURNS bigint LANGUAGE sql AS
-$$ SELECT coalesce((SELECT calls FROM pg_stat_xact_user_functions WHERE funcname = 'rfm_model_export'), 0) $$;
+$$ SELECT coalesce((SELECT calls FROM pg_stat_xact_user_functions WHERE funcid = 'rfm_model_export(text)'::regprocedure), 0) $$;
 BEGIN;
 SELECT pg_temp.export_calls() AS calls_before \gset
 SELECT count(DISTINCT rfm_segment('auto', recency, frequency, monetary)) AS segments,

@@ -1,0 +1,217 @@
+"""pg_rfm on a real Citus 13 cluster (a coordinator and two workers on 127.0.0.1, started by
+scripts/test.sh): assignment and scoring on the workers with the model and the rules passed
+as values, publish and transitions on distributed tables, and training that does not depend
+on the order shards return rows in. Each result is compared with the same rows in a plain
+table on the coordinator (single-node pg_rfm)."""
+
+import os
+import subprocess
+import threading
+import time
+
+import psycopg
+import pytest
+
+if os.environ.get("RFM_CITUS_SKIP") or not os.environ.get("RFM_CITUS_PORT"):
+    pytest.skip(f"no Citus cluster: {os.environ.get('RFM_CITUS_SKIP', 'RFM_CITUS_PORT is not set')}",
+                allow_module_level=True)
+
+PORT = os.environ["RFM_CITUS_PORT"]
+WORKERS = os.environ["RFM_CITUS_WORKER_PORTS"].split(",")
+DSN = f"host=127.0.0.1 port={PORT} user=postgres dbname=rfm_citus"
+AS_OF = "2011-12-10 00:00+00"
+
+
+def connect(dsn=DSN):
+    conn = psycopg.connect(dsn, autocommit=True)
+    conn.execute("SET client_min_messages = warning")
+    return conn
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Transactions in a plain table and the same rows distributed by customer_id (32
+    shards); RFM per customer both ways; a model 'm' trained on the plain table."""
+    data = subprocess.run([os.environ["RFM_GEN"], "--lines", "150000", "--customers", "2500", "--seed", "5"],
+                          check=True, capture_output=True).stdout
+    with connect() as conn:
+        for t in ("tx", "tx_dist"):
+            conn.execute(f"DROP TABLE IF EXISTS {t} CASCADE")
+            conn.execute(f"CREATE TABLE {t} (invoice text, stock_code text, quantity int, invoice_date timestamptz,"
+                         " price float8, customer_id int, country text)")
+        conn.execute("SELECT create_distributed_table('tx_dist', 'customer_id')")
+        with conn.cursor().copy("COPY tx FROM STDIN") as copy:
+            copy.write(data)
+        # The distribution column cannot be NULL: guest lines stay out of both tables.
+        conn.execute("DELETE FROM tx WHERE customer_id IS NULL")
+        conn.execute("INSERT INTO tx_dist SELECT * FROM tx")
+        for src, dst in (("tx", "cust"), ("tx_dist", "cust_dist")):
+            conn.execute(f"DROP TABLE IF EXISTS {dst} CASCADE")
+            conn.execute(f"CREATE TABLE {dst} (customer_id int, recency float8, frequency bigint, monetary float8)")
+            if dst == "cust_dist":
+                conn.execute("SELECT create_distributed_table('cust_dist', 'customer_id', colocate_with => 'tx_dist')")
+            conn.execute(f"INSERT INTO {dst} SELECT customer_id, (r).recency, (r).frequency, (r).monetary FROM"
+                         f" (SELECT customer_id, rfm(invoice_date, quantity * price, invoice, '{AS_OF}') AS r"
+                         f"  FROM {src} WHERE customer_id IS NOT NULL AND invoice NOT LIKE 'C%' AND quantity > 0"
+                         f"  AND price > 0 GROUP BY customer_id) s")
+        conn.execute("SELECT rfm_drop_model('m')")
+        conn.execute("SELECT rfm_train('m', 'cust', k => 4)")
+        conn.execute("SELECT rfm_reset_segment_rules()")
+    yield
+    with connect() as conn:
+        conn.execute("SELECT rfm_reset_segment_rules()")
+
+
+def rows(conn, sql):
+    return conn.execute(sql).fetchall()
+
+
+def test_distributed_rfm_equals_plain(cluster):
+    with connect() as conn:
+        assert rows(conn, "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'cust_dist'::regclass")[0][0] == 32
+        plain = rows(conn, "SELECT * FROM cust ORDER BY customer_id")
+        dist = rows(conn, "SELECT * FROM cust_dist ORDER BY customer_id")
+        assert len(plain) > 2000 and dist == plain
+
+
+def test_model_value_assigns_on_workers_as_on_one_node(cluster):
+    with connect() as conn:
+        single = rows(conn, "SELECT customer_id, rfm_segment('m', recency, frequency, monetary),"
+                            " rfm_cluster('m', recency, frequency, monetary) FROM cust ORDER BY customer_id")
+        query = ("WITH m AS MATERIALIZED (SELECT rfm_model('m'::text) AS m)"
+                 " SELECT c.customer_id, rfm_segment(m.m, c.recency, c.frequency, c.monetary),"
+                 " rfm_cluster(m.m, ARRAY[c.recency, c.frequency, c.monetary]) FROM cust_dist c, m ORDER BY 1")
+        plan = "\n".join(r[0] for r in rows(conn, "EXPLAIN " + query))
+        assert "Custom Scan (Citus Adaptive)" in plan and "Task Count: 32" in plan
+        assert rows(conn, query) == single
+        # The value is read on the coordinator only: the workers have no model.
+        for port in WORKERS:
+            with connect(f"host=127.0.0.1 port={port} user=postgres dbname=rfm_citus") as w:
+                assert rows(w, "SELECT count(*) FROM rfm_models")[0][0] == 0
+
+
+def test_name_form_on_a_worker_says_what_to_do(cluster):
+    with connect() as conn:
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
+            conn.execute("SELECT customer_id, rfm_segment('m', recency, frequency, monetary) FROM cust_dist").fetchall()
+        assert 'rfm_segment: model "m" cannot be read on a Citus worker' in e.value.diag.message_primary
+        assert "rfm_model('name'::text)" in e.value.diag.message_hint
+        # The name form still works where the model is: on the coordinator's own tables.
+        assert rows(conn, "SELECT count(rfm_segment('m', recency, frequency, monetary)) FROM cust")[0][0] > 2000
+
+
+def test_one_version_per_statement_while_retraining(cluster):
+    """Statements over the distributed table run while another session retrains every
+    half second: each statement sees one version, and its labels are that version's."""
+    stop = threading.Event()
+    errors = []
+
+    def retrain():
+        with connect() as conn:
+            k = 3
+            while not stop.is_set():
+                try:
+                    conn.execute(f"SELECT rfm_train('m_live', 'cust', k => {k}, n_init => 2)")
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+                k = 7 - k
+                time.sleep(0.5)
+
+    with connect() as conn:
+        conn.execute("SELECT rfm_drop_model('m_live')")
+        conn.execute("SELECT rfm_train('m_live', 'cust', k => 4, n_init => 2)")
+        t = threading.Thread(target=retrain)
+        t.start()
+        try:
+            deadline = time.time() + 8
+            statements = 0
+            while time.time() < deadline:
+                got = rows(conn, "WITH m AS MATERIALIZED (SELECT rfm_model('m_live'::text) AS m)"
+                                 " SELECT min(rfm_model_version(m.m)), max(rfm_model_version(m.m)), count(DISTINCT"
+                                 " rfm_cluster(m.m, c.recency, c.frequency, c.monetary)) FROM cust_dist c, m")
+                low, version, clusters = got[0]
+                assert low == version, got
+                k = rows(conn, f"SELECT k FROM rfm_models WHERE model = 'm_live' AND version = {version}")[0][0]
+                assert clusters <= k
+                statements += 1
+        finally:
+            stop.set()
+            t.join()
+    assert not errors, errors
+    assert statements >= 5
+
+
+def test_scores_use_the_coordinators_rules(cluster):
+    with connect() as conn:
+        conn.execute("UPDATE rfm_segment_rules SET segment = 'VIP' WHERE priority = 10")
+        try:
+            single = rows(conn, "SELECT c.customer_id, (rfm_score(c.recency, c.frequency, c.monetary, k.b)).*"
+                                " FROM cust c CROSS JOIN (SELECT rfm_breaks(recency, frequency, monetary) AS b FROM cust) k"
+                                " ORDER BY 1")
+            assert any(r[5] == "VIP" for r in single) and not any(r[5] == "Champions" for r in single)
+            dist = rows(conn, "SELECT c.customer_id, (rfm_score(c.recency, c.frequency, c.monetary, k.b, k.rules)).*"
+                              " FROM cust_dist c CROSS JOIN (SELECT rfm_breaks(recency, frequency, monetary) AS b,"
+                              " rfm_rules() AS rules FROM cust_dist) k ORDER BY 1")
+            assert dist == single
+            # Without the rules value, workers refuse instead of scoring with their own rules.
+            with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
+                conn.execute("SELECT (rfm_score(c.recency, c.frequency, c.monetary, k.b)).segment FROM cust_dist c"
+                             " CROSS JOIN (SELECT rfm_breaks(recency, frequency, monetary) AS b FROM cust_dist) k").fetchall()
+            assert "cannot be read on a Citus worker" in e.value.diag.message_primary
+            assert "rfm_rules()" in e.value.diag.message_hint
+        finally:
+            conn.execute("SELECT rfm_reset_segment_rules()")
+
+
+def test_publish_on_a_distributed_table(cluster):
+    with connect() as conn:
+        conn.execute("UPDATE rfm_segment_rules SET segment = 'VIP' WHERE priority = 10")
+        try:
+            for src, view in (("cust", "seg_plain"), ("cust_dist", "seg_dist")):
+                conn.execute(f"DROP VIEW IF EXISTS {view} CASCADE")
+                conn.execute(f"SELECT * FROM rfm_publish('m', '{src}', '{view}')")
+            plain = rows(conn, "SELECT * FROM seg_plain ORDER BY customer_id")
+            assert rows(conn, "SELECT * FROM seg_dist ORDER BY customer_id") == plain
+            assert rows(conn, "SELECT * FROM seg_dist_mv ORDER BY customer_id") == plain
+            conn.execute("SELECT rfm_train('m', 'cust', k => 5)")
+            conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY seg_dist_mv")
+            conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY seg_plain_mv")
+            after = rows(conn, "SELECT * FROM seg_plain_mv ORDER BY customer_id")
+            assert after != plain and {r[-1] for r in after} == {rows(conn, "SELECT version FROM rfm_models WHERE model = 'm' AND active")[0][0]}
+            assert rows(conn, "SELECT * FROM seg_dist_mv ORDER BY customer_id") == after
+            assert rows(conn, "SELECT * FROM seg_dist ORDER BY customer_id") == after
+        finally:
+            conn.execute("SELECT rfm_reset_segment_rules()")
+            conn.execute("SELECT rfm_activate('m', 1)")
+
+
+def test_transitions_on_distributed_snapshots(cluster):
+    with connect() as conn:
+        for t, src, dist in (("snap_a", "tx", False), ("snap_b", "tx", False), ("snap_a_dist", "tx_dist", True),
+                             ("snap_b_dist", "tx_dist", True)):
+            as_of = "2011-06-01 00:00+00" if t.startswith("snap_a") else AS_OF
+            conn.execute(f"DROP TABLE IF EXISTS {t}")
+            conn.execute(f"CREATE TABLE {t} (customer_id int, recency float8, frequency bigint, monetary float8)")
+            if dist:
+                conn.execute(f"SELECT create_distributed_table('{t}', 'customer_id', colocate_with => 'tx_dist')")
+            conn.execute(f"INSERT INTO {t} SELECT customer_id, (r).recency, (r).frequency, (r).monetary FROM"
+                         f" (SELECT customer_id, rfm(invoice_date, quantity * price, invoice, '{as_of}') AS r"
+                         f"  FROM {src} WHERE customer_id IS NOT NULL AND invoice NOT LIKE 'C%' AND quantity > 0"
+                         f"  AND price > 0 AND invoice_date <= '{as_of}' GROUP BY customer_id) s")
+        plain = rows(conn, "SELECT * FROM rfm_transitions('m', 'snap_a', 'snap_b')")
+        assert sum(r[2] for r in plain) > 2000 and any(r[0] == "(new)" for r in plain)
+        assert rows(conn, "SELECT * FROM rfm_transitions('m', 'snap_a_dist', 'snap_b_dist')") == plain
+
+
+def test_training_does_not_depend_on_row_order(cluster):
+    with connect() as conn:
+        result = "model, k, n_rows, inertia, silhouette, davies_bouldin, calinski_harabasz"
+        centroids = ("SELECT cluster, label, size, scaled, original FROM rfm_centroids c JOIN rfm_models m"
+                     " USING (model, version) WHERE m.model = %s AND m.active ORDER BY cluster")
+        for name in ("order_plain", "order_dist_1", "order_dist_2"):
+            conn.execute(f"SELECT rfm_drop_model('{name}')")
+        plain = rows(conn, f"SELECT {result} FROM rfm_train('order_plain', 'cust', k => 4)")[0]
+        for name in ("order_dist_1", "order_dist_2"):
+            dist = rows(conn, f"SELECT {result} FROM rfm_train('{name}', 'cust_dist', k => 4)")[0]
+            assert dist[1:] == plain[1:]
+            assert conn.execute(centroids, (name,)).fetchall() == conn.execute(centroids, ("order_plain",)).fetchall()
