@@ -248,6 +248,23 @@ CREATE TABLE "odd; name ""x""" AS SELECT * FROM groups;
 SELECT k, n_rows FROM rfm_train('odd', '"odd; name ""x"""', k => 3);
 SELECT source FROM rfm_models WHERE model = 'odd';
 
+-- The same rows in another physical order train the same model, bit for bit (training
+-- sorts rows canonically first): here a copy written in random order, and one reversed.
+CREATE TABLE customer_rfm_shuffled AS SELECT * FROM customer_rfm ORDER BY random();
+CREATE TABLE customer_rfm_reversed AS SELECT * FROM customer_rfm ORDER BY customer_id DESC;
+SELECT (SELECT array_agg(customer_id) FROM (SELECT customer_id FROM customer_rfm_shuffled LIMIT 20) s)
+       IS DISTINCT FROM (SELECT array_agg(customer_id) FROM (SELECT customer_id FROM customer_rfm LIMIT 20) s) AS order_differs;
+SELECT count(DISTINCT (t.k, t.inertia, t.silhouette, t.davies_bouldin, t.calinski_harabasz)) AS distinct_results
+FROM (VALUES ('order_a', 'customer_rfm'), ('order_b', 'customer_rfm_shuffled'), ('order_c', 'customer_rfm_reversed')) v(m, src),
+     LATERAL rfm_train(v.m, v.src::regclass, k_min => 2, k_max => 5, n_init => 3) t;
+SELECT count(*) AS centroid_rows,
+       count(*) FILTER (WHERE a.scaled = b.scaled AND a.scaled = c.scaled AND a.label = b.label AND a.label = c.label
+                        AND a.size = b.size AND a.size = c.size) AS identical
+FROM rfm_centroids a
+JOIN rfm_centroids b ON b.model = 'order_b' AND b.cluster = a.cluster
+JOIN rfm_centroids c ON c.model = 'order_c' AND c.cluster = a.cluster
+WHERE a.model = 'order_a';
+
 -- NULL in, NULL out.
 SELECT rfm_segment('shop', NULL, 1, 1) IS NULL AS null_feature,
        rfm_segment(NULL, 1, 1, 1) IS NULL AS null_model,
