@@ -5,6 +5,7 @@ on the order shards return rows in. Each result is compared with the same rows i
 table on the coordinator (single-node pg_rfm)."""
 
 import os
+import re
 import subprocess
 import threading
 import time
@@ -66,12 +67,26 @@ def rows(conn, sql):
     return conn.execute(sql).fetchall()
 
 
+def worker_queries(conn, sql):
+    plan = [r[0] for r in rows(conn, "EXPLAIN VERBOSE " + sql)]
+    return [line.strip() for line in plan if line.strip().startswith("Query:")]
+
+
 def test_distributed_rfm_equals_plain(cluster):
     with connect() as conn:
         assert rows(conn, "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'cust_dist'::regclass")[0][0] == 32
         plain = rows(conn, "SELECT * FROM cust ORDER BY customer_id")
         dist = rows(conn, "SELECT * FROM cust_dist ORDER BY customer_id")
         assert len(plain) > 2000 and dist == plain
+        # Grouped by the distribution column, rfm runs whole on each shard; over the whole
+        # table, released Citus gathers the rows (internal states are not partially
+        # aggregated) and the result is still exact.
+        per_customer = f"SELECT customer_id, rfm(invoice_date, quantity * price, invoice, '{AS_OF}') FROM tx_dist GROUP BY customer_id"
+        queries = worker_queries(conn, per_customer)
+        assert queries and all("rfm(" in q and re.search(r"GROUP BY (\w+\.)?customer_id", q) for q in queries), queries
+        whole = f"SELECT (r).* FROM (SELECT rfm(invoice_date, quantity * price, invoice, '{AS_OF}') r FROM {{t}}) s"
+        assert not any("rfm(" in q for q in worker_queries(conn, whole.format(t="tx_dist")))
+        assert rows(conn, whole.format(t="tx_dist")) == rows(conn, whole.format(t="tx"))
 
 
 def test_model_value_assigns_on_workers_as_on_one_node(cluster):
