@@ -20,17 +20,22 @@ as_pg() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-ensure_deps() {
-    local want=(postgresql-15 postgresql-server-dev-15 libclang-dev sudo postgresql-15-cron chromium)
-    local missing=()
-    for p in "${want[@]}"; do
+# Installs the Debian packages given that are not installed yet; $1 says what they are for.
+ensure_debs() {
+    local what=$1 missing=() p
+    shift
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
-        log "installing Debian packages: ${missing[*]}"
+        log "installing Debian packages$what: ${missing[*]}"
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
+}
+
+ensure_deps() {
+    ensure_debs "" postgresql-15 postgresql-server-dev-15 libclang-dev sudo postgresql-15-cron chromium
     if ! cargo pgrx --version 2>/dev/null | grep -q '0\.18\.1'; then
         log "installing cargo-pgrx 0.18.1 (about 6 minutes, once)"
         cargo install cargo-pgrx --version 0.18.1 --locked
@@ -120,17 +125,8 @@ ensure_citus() {
         CITUS_SKIP="Citus is not installed and its source ($tarball) is not here"
         return 0
     fi
-    local want=(libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev libselinux1-dev libxslt1-dev
-                libpam0g-dev libreadline-dev zlib1g-dev autoconf flex bison make gcc)
-    local missing=()
-    for p in "${want[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "installing Debian packages for building Citus: ${missing[*]}"
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
+    ensure_debs " for building Citus" libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev libselinux1-dev \
+        libxslt1-dev libpam0g-dev libreadline-dev zlib1g-dev autoconf flex bison make gcc
     local build="$ROOT/target/citus"
     log "building Citus $CITUS_VERSION from the vendored source (about 2 minutes, once)"
     rm -rf "$build" && mkdir -p "$build"
