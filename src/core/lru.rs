@@ -25,8 +25,9 @@ impl<V> Lru<V> {
     }
 
     /// The value for `key`, loaded with `load` when it is not cached; the least recently
-    /// used entry makes room when the cache is full. A failed load caches nothing.
-    pub fn get_or_load<E>(&mut self, key: &[u8], load: impl FnOnce() -> Result<V, E>) -> Result<&mut V, E> {
+    /// used entry makes room when the cache is full. A load that does not return (an
+    /// ERROR unwinds through it) caches nothing.
+    pub fn get_or_insert_with(&mut self, key: &[u8], load: impl FnOnce() -> V) -> &mut V {
         self.tick += 1;
         let hit = match self.entries.get(self.last) {
             Some(e) if *e.key == *key => Some(self.last),
@@ -35,7 +36,7 @@ impl<V> Lru<V> {
         let slot = match hit {
             Some(i) => i,
             None => {
-                let value = load()?;
+                let value = load();
                 self.loads += 1;
                 let entry = Entry { key: key.into(), value, used: self.tick };
                 let slot = if self.entries.len() < self.capacity {
@@ -54,7 +55,7 @@ impl<V> Lru<V> {
         self.last = slot;
         let e = &mut self.entries[slot];
         e.used = self.tick;
-        Ok(&mut e.value)
+        &mut e.value
     }
 
     pub fn len(&self) -> usize {
@@ -82,11 +83,10 @@ mod tests {
     use super::*;
 
     fn get(lru: &mut Lru<String>, key: &str, loaded: &mut Vec<String>) -> String {
-        lru.get_or_load(key.as_bytes(), || -> Result<String, ()> {
+        lru.get_or_insert_with(key.as_bytes(), || {
             loaded.push(key.to_string());
-            Ok(key.to_uppercase())
+            key.to_uppercase()
         })
-        .unwrap()
         .clone()
     }
 
@@ -118,9 +118,14 @@ mod tests {
     #[test]
     fn failed_loads_cache_nothing() {
         let mut lru: Lru<i32> = Lru::new(2);
-        assert_eq!(lru.get_or_load(b"x", || Err("no")).err(), Some("no"));
+        // A load that raises (in PostgreSQL an ERROR unwinds as a panic) leaves no entry.
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            lru.get_or_insert_with(b"x", || panic!("no"));
+        }));
+        assert!(failed.is_err());
         assert!(lru.is_empty());
-        assert_eq!(*lru.get_or_load(b"x", || Ok::<_, ()>(7)).unwrap(), 7);
+        assert_eq!(lru.loads(), 0);
+        assert_eq!(*lru.get_or_insert_with(b"x", || 7), 7);
         lru.clear();
         assert!(lru.is_empty());
     }

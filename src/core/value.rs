@@ -20,7 +20,7 @@ const FORMAT: u8 = 1;
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelValue {
     pub name: String,
-    pub version: i64,
+    pub version: i32,
     pub model: Model,
 }
 
@@ -45,7 +45,7 @@ impl ModelValue {
         w.buf.extend_from_slice(MAGIC);
         w.u8(FORMAT);
         w.bytes(self.name.as_bytes());
-        w.i64(self.version);
+        w.i64(self.version as i64);
         w.u64(m.features.len() as u64);
         for f in &m.features {
             w.bytes(f.as_bytes());
@@ -81,6 +81,7 @@ impl ModelValue {
         let mut r = Reader::new(&buf[5..]);
         let name = text(r.bytes().map_err(truncated)?, "the name")?;
         let version = r.i64().map_err(truncated)?;
+        let version = i32::try_from(version).map_err(|_| damaged(format!("version {version} is out of range")))?;
         let d = r.u64().map_err(truncated)?;
         if d > buf.len() as u64 {
             return Err(damaged("it is truncated or has an impossible length"));
@@ -217,6 +218,12 @@ mod tests {
                 }
             }
         }
+        // A version beyond int: an error, not a version clamped to another number.
+        let v = value();
+        let mut b = v.encode();
+        let at = 5 + 8 + v.name.len();
+        b[at..at + 8].copy_from_slice(&3_000_000_000i64.to_le_bytes());
+        assert_eq!(ModelValue::decode(&b).unwrap_err().message, "the rfm_model value is damaged: version 3000000000 is out of range");
         let mut b = bytes.clone();
         b.push(0);
         assert_eq!(ModelValue::decode(&b).unwrap_err().message, "the rfm_model value is damaged: it has bytes after the last cluster");

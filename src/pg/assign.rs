@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 
 use super::call::{text_datum, Args, Call};
 use super::error::{invalid, OrRaise, PgError};
-use super::spi::{statement_stamp, Stamp};
+use super::spi::Statement;
 use super::store;
 use crate::core::error::{show, sql_array};
 use crate::core::lru::Lru;
@@ -58,8 +58,7 @@ impl Loaded {
     /// The model in an `rfm_model` value (checked as it is decoded).
     pub fn from_value(args: Args<'_>, bytes: &[u8]) -> Loaded {
         let v = ModelValue::decode(bytes).or_raise(args.name);
-        let version = i32::try_from(v.version).unwrap_or(i32::MAX);
-        Loaded::new(args, v.name, version, v.model)
+        Loaded::new(args, v.name, v.version, v.model)
     }
 
     fn new(args: Args<'_>, name: String, version: i32, model: Model) -> Loaded {
@@ -109,17 +108,14 @@ impl Default for ValueCache {
 
 impl ValueCache {
     pub fn get(&mut self, args: Args<'_>, bytes: &[u8]) -> &Loaded {
-        match self.models.get_or_load(bytes, || Ok::<_, ()>(Loaded::from_value(args, bytes))) {
-            Ok(m) => m,
-            Err(()) => unreachable!("loading a value either succeeds or raises"),
-        }
+        self.models.get_or_insert_with(bytes, || Loaded::from_value(args, bytes))
     }
 }
 
 /// What one call site keeps for the length of a statement (name form), or for the query
 /// (value form).
 struct ModelCache {
-    stamp: Option<Stamp>,
+    statement: Statement,
     models: Lru<Loaded>,
     values: ValueCache,
     /// The version each model name resolved to in this statement, so that a model that
@@ -131,7 +127,7 @@ struct ModelCache {
 impl ModelCache {
     fn new() -> ModelCache {
         ModelCache {
-            stamp: statement_stamp(),
+            statement: Statement::now(),
             models: Lru::new(MODELS_PER_CALL_SITE),
             values: ValueCache::default(),
             versions: FxHashMap::default(),
@@ -147,19 +143,16 @@ fn assign(call: &mut Call<'_>, by_value: bool) -> Option<(Datum, i32)> {
     let what = args.name;
     let key = args.bytes(0)?;
     let cache = call.cache(|_| ModelCache::new());
-    let ModelCache { stamp, models, values, versions, row } = cache;
+    let ModelCache { statement, models, values, versions, row } = cache;
     let m = if by_value {
         values.get(args, key)
     } else {
-        // A call site can outlive a statement (PL/pgSQL keeps simple expressions for the
-        // whole transaction): a new statement starts from an empty cache, so it sees retrains.
-        let now = statement_stamp();
-        if now != *stamp {
+        // A new statement starts from an empty cache, so it sees retrains.
+        if statement.renewed() {
             models.clear();
             versions.clear();
-            *stamp = now;
         }
-        let loaded = models.get_or_load(key, || {
+        &*models.get_or_insert_with(key, || {
             let text = String::from_utf8_lossy(key);
             let loaded = Loaded::named(args, &text);
             match versions.get(key) {
@@ -174,12 +167,8 @@ fn assign(call: &mut Call<'_>, by_value: bool) -> Option<(Datum, i32)> {
                     versions.insert(key.into(), loaded.version);
                 }
             }
-            Ok::<_, ()>(loaded)
-        });
-        match loaded {
-            Ok(m) => &*m,
-            Err(()) => return None,
-        }
+            loaded
+        })
     };
     row.clear();
     if args.nargs() == 4 {

@@ -6,7 +6,7 @@ use super::aggregates::{IQR_BOUNDS, RFM_BREAKS};
 use super::call::*;
 use super::error::{invalid, null_not_allowed, OrRaise};
 use super::rules;
-use super::spi::{statement_stamp, Stamp};
+use super::spi::Statement;
 use crate::core::error::show;
 use crate::core::score::{self, Breaks, Rule};
 
@@ -17,7 +17,7 @@ const RFM_SCORE: [Oid; 6] = [pg_sys::INT4OID, pg_sys::INT4OID, pg_sys::INT4OID, 
 struct ScoreCache {
     result: Composite,
     breaks_type: RowType,
-    stamp: Option<Stamp>,
+    statement: Statement,
     rules: Vec<Rule>,
     /// With a rules argument: the last one seen, as raw jsonb bytes.
     rules_raw: Vec<u8>,
@@ -77,7 +77,7 @@ pg_v1! {
         let cache = call.cache(|a| ScoreCache {
             result: Composite::for_result(a, &RFM_SCORE),
             breaks_type: RowType::new("rfm_breaks", &RFM_BREAKS),
-            stamp: statement_stamp(),
+            statement: Statement::now(),
             rules: if with_rules { Vec::new() } else { local_rules(a) },
             rules_raw: Vec::new(),
             breaks_raw: Vec::new(),
@@ -91,12 +91,9 @@ pg_v1! {
                 cache.rules_raw.extend_from_slice(raw);
             }
         } else {
-            // PL/pgSQL keeps a call site for a whole transaction: reread the rules when a new
-            // statement (which may follow a rule edit) runs.
-            let stamp = statement_stamp();
-            if stamp != cache.stamp {
+            // Reread the rules when a new statement (which may follow a rule edit) runs.
+            if cache.statement.renewed() {
                 cache.rules = local_rules(args);
-                cache.stamp = stamp;
             }
         }
         let row = args.row(3, &mut cache.breaks_type).unwrap_or_else(|| null_not_allowed("rfm_score: breaks must not be NULL"));

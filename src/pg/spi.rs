@@ -53,7 +53,7 @@ pub fn select_text(query: &str, args: &[&str]) -> Option<String> {
 /// command of a transaction), and stays the same for the whole of one statement, in
 /// parallel workers and across the fetches of a cursor. `None` outside a snapshot.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Stamp(u32, u32, u32);
+struct Stamp(u32, u32, u32);
 
 // Unguarded bindings for the per-row statement check: pgrx wraps every pg_sys call in a
 // sigsetjmp, which is measurable per row. Neither function can raise an error
@@ -63,8 +63,31 @@ unsafe extern "C" {
     fn GetActiveSnapshot() -> pg_sys::Snapshot;
 }
 
+/// Tells a per-call-site cache when a new statement began: a call site can outlive a
+/// statement (PL/pgSQL keeps simple expressions for the whole transaction), and what it
+/// read from tables must then be read again so that retrains and rule edits are seen.
+pub struct Statement(Option<Stamp>);
+
+impl Statement {
+    pub fn now() -> Statement {
+        Statement(statement_stamp())
+    }
+
+    /// True (once) when the active statement differs from the one last seen.
+    #[inline]
+    pub fn renewed(&mut self) -> bool {
+        let now = statement_stamp();
+        if now == self.0 {
+            false
+        } else {
+            self.0 = now;
+            true
+        }
+    }
+}
+
 #[inline]
-pub fn statement_stamp() -> Option<Stamp> {
+fn statement_stamp() -> Option<Stamp> {
     // SAFETY: both functions only read snapmgr's state and cannot fail; GetActiveSnapshot
     // is only called when a snapshot is active, and the snapshot is read before anything
     // can pop it.

@@ -40,6 +40,17 @@ pub fn damaged(what: &str, name: &str, version: Option<i64>, problem: &str) -> !
         .raise()
 }
 
+/// XX001 when a model document (imported, or typed in as an `rfm_model`) holds an
+/// inconsistent model; `what` is the function reading it.
+pub fn check_document(what: &str, doc: &Document) {
+    if let Err(e) = doc.check(Naming::Document) {
+        let v = doc.version.map_or(String::new(), |v| format!(" version {v}"));
+        PgError::new(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("{what}: the document's model \"{}\"{v} is damaged: {e}", doc.model))
+            .hint("Export the model again with rfm_model_export in the database it comes from.")
+            .raise();
+    }
+}
+
 /// The model (or the version asked for) does not exist.
 pub fn not_found(what: &str, name: &str, version: Option<i32>) -> ! {
     let err = match version {

@@ -13,7 +13,7 @@ use super::store::{self, Version};
 use super::{rules, source};
 use crate::core::document::Document;
 use crate::core::metrics::Metrics;
-use crate::core::model::{self, KPoint, Naming, Options, SelectK};
+use crate::core::model::{self, KPoint, Options, SelectK};
 use crate::core::scale::Outliers;
 
 /// Attribute types of `rfm_train_result`, and the columns of `rfm_k_search` and `rfm_evaluate`.
@@ -251,12 +251,7 @@ pg_v1! {
                 .hint("Pass a document written by rfm_model_export, unchanged.")
                 .raise()
         });
-        if let Err(e) = doc.check(Naming::Document) {
-            let v = doc.version.map_or(String::new(), |v| format!(" version {v}"));
-            PgError::new(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("{what}: the document's model \"{}\"{v} is damaged: {e}", doc.model))
-                .hint("Export the model again with rfm_model_export in the database it comes from.")
-                .raise();
-        }
+        store::check_document(what, &doc);
         let name = match args.text(1) {
             Some(_) => model_name(&args, 1),
             None => doc.model.clone(),

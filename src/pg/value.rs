@@ -8,10 +8,9 @@ use rustc_hash::FxHashMap;
 use super::assign::ValueCache;
 use super::call::*;
 use super::error::{null_not_allowed, OrRaise, PgError};
-use super::spi::{statement_stamp, Stamp};
+use super::spi::Statement;
 use super::store;
 use crate::core::document::Document;
-use crate::core::model::Naming;
 use crate::core::value::ModelValue;
 
 /// 22P02 for text that is not a model document, XX001 for a document whose model is
@@ -34,12 +33,10 @@ fn from_text(text: &str) -> Vec<u8> {
     }
     let value: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| invalid(format!("not JSON ({e})")));
     let doc = Document::parse(value).unwrap_or_else(|e| invalid(e));
-    if let Err(e) = doc.check(Naming::Document) {
-        PgError::new(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("rfm_model: the document's model \"{}\" is damaged: {e}", doc.model))
-            .hint("Export the model again with rfm_model_export in the database it comes from.")
-            .raise();
-    }
-    ModelValue { name: doc.model.clone(), version: doc.version.unwrap_or(0), model: doc.model() }.encode()
+    store::check_document("rfm_model", &doc);
+    let version = doc.version.unwrap_or(0);
+    let version = i32::try_from(version).unwrap_or_else(|_| invalid(format!("version {version} is out of range for integer")));
+    ModelValue { name: doc.model.clone(), version, model: doc.model() }.encode()
 }
 
 /// A palloc'd C string for an output function.
@@ -52,7 +49,7 @@ fn cstring_datum(s: &str) -> Datum {
 /// What `rfm_model(name [, version])` keeps for a statement at one call site: encoded
 /// values by name and version.
 struct Encoded {
-    stamp: Option<Stamp>,
+    statement: Statement,
     values: FxHashMap<(String, Option<i32>), Vec<u8>>,
 }
 
@@ -93,15 +90,13 @@ pg_v1! {
         } else {
             None
         };
-        let cache = call.cache(|_| Encoded { stamp: statement_stamp(), values: FxHashMap::default() });
-        let now = statement_stamp();
-        if now != cache.stamp {
+        let cache = call.cache(|_| Encoded { statement: Statement::now(), values: FxHashMap::default() });
+        if cache.statement.renewed() {
             cache.values.clear();
-            cache.stamp = now;
         }
         let bytes = cache.values.entry((name.clone(), version)).or_insert_with(|| {
             let stored = store::load(args, &name, version);
-            ModelValue { name: name.clone(), version: stored.version as i64, model: stored.model() }.encode()
+            ModelValue { name: name.clone(), version: stored.version, model: stored.model() }.encode()
         });
         bytea_datum(bytes)
     }

@@ -58,6 +58,7 @@ SELECT q, try_sql(q) AS outcome FROM (VALUES
     ($$SELECT 'not json'::rfm_model$$),
     ($$SELECT '{"format": "pg_rfm.model", "format_version": 1}'::rfm_model$$),
     ($$SELECT jsonb_set(rfm_model_export('shop'), '{scaler,scale,0}', '0')::text::rfm_model$$),
+    ($$SELECT jsonb_set(rfm_model_export('shop'), '{version}', '3000000000')::text::rfm_model$$),
     ($$SELECT rfm_segment(rfm_model('shop'::text), ARRAY[1, 2]::float8[])$$)
 ) AS cases(q);
 
