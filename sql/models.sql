@@ -27,6 +27,12 @@ CREATE TABLE rfm_models (
     elapsed_ms        float8,
     created_at        timestamptz NOT NULL DEFAULT now(),
     created_by        name        NOT NULL DEFAULT current_user,
+    encoded_features  text[]      NOT NULL,
+    encoding          jsonb       NOT NULL DEFAULT '[]',
+    pca_center        float8[],
+    pca_components    float8[],
+    pca_variance_ratio float8[],
+    pca_variance      float8[],
     PRIMARY KEY (model, version),
     CHECK (version >= 1),
     CHECK (k >= 2)
@@ -40,6 +46,13 @@ COMMENT ON COLUMN rfm_models.upper_fence IS 'Per feature IQR upper fence applied
 COMMENT ON COLUMN rfm_models.scale_mean IS 'Per feature mean subtracted after clipping and log (0 when not standardized).';
 COMMENT ON COLUMN rfm_models.scale_sd IS 'Per feature population standard deviation divided by (1 when not standardized or constant).';
 COMMENT ON COLUMN rfm_models.n_skipped IS 'Source rows left out because a feature was NULL, NaN or infinite.';
+COMMENT ON COLUMN rfm_models.features IS 'The source columns the model was trained on (numeric, or categorical: text, boolean or enum).';
+COMMENT ON COLUMN rfm_models.encoded_features IS 'The columns the preprocessing works on: each numeric feature, and one 0/1 column feature=level per kept level of each categorical feature (feature=(other) for grouped levels). lower_fence, upper_fence, scale_mean, scale_sd and the centroids'' original, mean, median and total follow this order.';
+COMMENT ON COLUMN rfm_models.encoding IS 'Per feature: {"feature", "kind": "numeric"} or {"feature", "kind": "categorical", "levels": [...], "other": [...]} (the vocabulary; rfm_model_levels lists it as rows). Empty: every feature numeric.';
+COMMENT ON COLUMN rfm_models.pca_center IS 'PCA: mean of each encoded column after preprocessing, subtracted before projecting (NULL: no PCA).';
+COMMENT ON COLUMN rfm_models.pca_components IS 'PCA: the loadings, one row per principal component (components x encoded_features); projections are not whitened.';
+COMMENT ON COLUMN rfm_models.pca_variance_ratio IS 'PCA: each component''s share of the total variance of the preprocessed data.';
+COMMENT ON COLUMN rfm_models.pca_variance IS 'PCA: each component''s variance (sample variance).';
 
 CREATE TABLE rfm_centroids (
     model    text     NOT NULL,
@@ -58,7 +71,7 @@ CREATE TABLE rfm_centroids (
     FOREIGN KEY (model, version) REFERENCES rfm_models ON DELETE CASCADE ON UPDATE CASCADE
 );
 COMMENT ON TABLE rfm_centroids IS
-'One row per cluster of each model version: centroid in the scaled space and in original units, size, per-feature mean, median and total of the training rows, the cluster''s unique human label and recommended action.';
+'One row per cluster of each model version: centroid in the scaled space (the principal components for PCA models) and in original units, size, per encoded feature mean, median and total of the training rows, the cluster''s unique human label and recommended action.';
 
 CREATE TABLE rfm_k_search (
     model             text    NOT NULL,
@@ -93,7 +106,23 @@ WHERE m.active;
 COMMENT ON VIEW rfm_model_summary IS
 'Each model with its active version, k, features, training metrics, number of versions and segment labels.';
 
-GRANT SELECT ON rfm_models, rfm_centroids, rfm_k_search, rfm_model_summary TO PUBLIC;
+CREATE VIEW rfm_model_levels AS
+SELECT m.model, m.version, e.feature, l.position::int AS position, l.level,
+       false AS grouped
+FROM rfm_models m
+CROSS JOIN LATERAL jsonb_to_recordset(m.encoding) AS e(feature text, kind text, levels jsonb, other jsonb)
+CROSS JOIN LATERAL jsonb_array_elements_text(e.levels) WITH ORDINALITY AS l(level, position)
+WHERE e.kind = 'categorical'
+UNION ALL
+SELECT m.model, m.version, e.feature, (jsonb_array_length(e.levels) + 1)::int, o.level, true
+FROM rfm_models m
+CROSS JOIN LATERAL jsonb_to_recordset(m.encoding) AS e(feature text, kind text, levels jsonb, other jsonb)
+CROSS JOIN LATERAL jsonb_array_elements_text(e.other) AS o(level)
+WHERE e.kind = 'categorical';
+COMMENT ON VIEW rfm_model_levels IS
+'The vocabulary of each categorical feature of each model version: one row per level, position = its one-hot column within the feature (alphabetical), grouped = the level shares the feature=(other) column (max_levels). Values not listed encode as all zeros at assignment.';
+
+GRANT SELECT ON rfm_models, rfm_centroids, rfm_k_search, rfm_model_summary, rfm_model_levels TO PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Training and evaluation (C, VOLATILE, run with the caller's privileges)
@@ -120,23 +149,26 @@ CREATE FUNCTION rfm_train(
     k_max        int     DEFAULT 10,
     select_k     text    DEFAULT 'silhouette',
     outliers     text    DEFAULT 'clip',
-    log_features text[]  DEFAULT '{frequency,monetary}',
+    log_features text[]  DEFAULT NULL,
     standardize  boolean DEFAULT true,
     n_init       int     DEFAULT 10,
     max_iter     int     DEFAULT 300,
     tolerance    float8  DEFAULT 1e-4,
-    seed         bigint  DEFAULT 42
+    seed         bigint  DEFAULT 42,
+    pca          int     DEFAULT NULL,
+    pca_variance float8  DEFAULT NULL,
+    max_levels   int     DEFAULT 20
 ) RETURNS rfm_train_result
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'rfm_train';
-COMMENT ON FUNCTION rfm_train(text, regclass, int, text[], int, int, text, text, text[], boolean, int, int, float8, bigint) IS
-'Trains a new version of a KMeans segmentation model from the columns features of source (table, view or materialized view) and makes it the active version: IQR outliers (clip, drop or keep), log1p of log_features, standardization, k-means++ and Lloyd, best of n_init runs. k NULL: tries k_min..k_max and picks by silhouette or elbow (Kneedle). Rows with NULL or non-finite features are skipped (NOTICE). Same data, options and seed: same model.';
+COMMENT ON FUNCTION rfm_train(text, regclass, int, text[], int, int, text, text, text[], boolean, int, int, float8, bigint, int, float8, int) IS
+'Trains a new version of a KMeans segmentation model from the columns features of source (table, view or materialized view) and makes it the active version. Numeric features are used as they are; text, boolean and enum features are one-hot encoded (at most max_levels columns each, rarer levels grouped as (other)). Then IQR outliers of numeric features (clip, drop or keep), log1p of log_features (NULL: whichever of frequency and monetary are numeric features), standardization, optionally PCA onto pca components (or as many as explain more than pca_variance of the variance), k-means++ and Lloyd, best of n_init runs. k NULL: tries k_min..k_max and picks by silhouette or elbow (Kneedle). Rows with a NULL or non-finite feature are skipped (NOTICE). Clusters are named by the segment rules (RFM models) or by their most distinctive features. Same data, options and seed: same model.';
 
 CREATE FUNCTION rfm_evaluate(model text, source regclass)
     RETURNS TABLE (model text, version int, n_rows bigint, n_skipped bigint, inertia float8,
                    silhouette float8, davies_bouldin float8, calinski_harabasz float8)
     LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'rfm_evaluate';
 COMMENT ON FUNCTION rfm_evaluate(text, regclass) IS
-'Metrics of the active version of model on the rows of source (for example a later period): each row is preprocessed and assigned as rfm_cluster does, then inertia, silhouette, Davies-Bouldin and Calinski-Harabasz are computed in the scaled space.';
+'Metrics of the active version of model on the rows of source (for example a later period): each row is encoded, preprocessed and assigned as rfm_cluster does, then inertia, silhouette, Davies-Bouldin and Calinski-Harabasz are computed in the model''s space (the principal components for PCA models).';
 
 CREATE FUNCTION rfm_k_search(
     source       regclass,
@@ -144,17 +176,20 @@ CREATE FUNCTION rfm_k_search(
     k_min        int     DEFAULT 2,
     k_max        int     DEFAULT 10,
     outliers     text    DEFAULT 'clip',
-    log_features text[]  DEFAULT '{frequency,monetary}',
+    log_features text[]  DEFAULT NULL,
     standardize  boolean DEFAULT true,
     n_init       int     DEFAULT 10,
     max_iter     int     DEFAULT 300,
     tolerance    float8  DEFAULT 1e-4,
-    seed         bigint  DEFAULT 42
+    seed         bigint  DEFAULT 42,
+    pca          int     DEFAULT NULL,
+    pca_variance float8  DEFAULT NULL,
+    max_levels   int     DEFAULT 20
 ) RETURNS TABLE (k int, inertia float8, silhouette float8, davies_bouldin float8,
                  calinski_harabasz float8, iterations int, elapsed_ms float8)
     LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'rfm_k_search';
-COMMENT ON FUNCTION rfm_k_search(regclass, text[], int, int, text, text[], boolean, int, int, float8, bigint) IS
-'The elbow / silhouette table for k_min..k_max on the rows of source, with the same preprocessing as rfm_train, without storing a model.';
+COMMENT ON FUNCTION rfm_k_search(regclass, text[], int, int, text, text[], boolean, int, int, float8, bigint, int, float8, int) IS
+'The elbow / silhouette table for k_min..k_max on the rows of source, with the same encoding, preprocessing and PCA as rfm_train, without storing a model.';
 
 ------------------------------------------------------------------------------
 -- Assignment (C, STABLE: the active version is read once per query)
@@ -175,6 +210,40 @@ COMMENT ON FUNCTION rfm_segment(text, float8[]) IS
 'Segment label for a model trained on any numeric features: features in the model''s feature order (ERROR 22023 on a wrong length). A NULL element gives NULL.';
 COMMENT ON FUNCTION rfm_cluster(text, float8[]) IS
 'Cluster number for a model trained on any numeric features: features in the model''s feature order. A NULL element gives NULL.';
+CREATE FUNCTION rfm_segment(model text, "row" jsonb) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_segment_jsonb';
+CREATE FUNCTION rfm_cluster(model text, "row" jsonb) RETURNS int
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_cluster_jsonb';
+COMMENT ON FUNCTION rfm_segment(text, jsonb) IS
+'Segment label for a model with any features, numeric or categorical: row is a jsonb object keyed by feature name, such as to_jsonb(t) of a source row or jsonb_build_object(''income'', 52000, ''education'', ''PhD''); other keys are ignored. Numeric features take JSON numbers; categorical ones text, booleans or numbers (a value not seen in training encodes as all zeros). A missing key or JSON null gives NULL.';
+COMMENT ON FUNCTION rfm_cluster(text, jsonb) IS
+'Cluster number for a model with any features: row is a jsonb object keyed by feature name (see rfm_segment(text, jsonb)).';
+
+CREATE TYPE rfm_explanation AS (
+    cluster            int,
+    label              text,
+    distance           float8,
+    runner_up          int,
+    runner_up_label    text,
+    runner_up_distance float8,
+    margin             float8,
+    features           text[],
+    shares             float8[]
+);
+COMMENT ON TYPE rfm_explanation IS
+'Why a row got its segment (rfm_explain): the nearest cluster, its label and Euclidean distance, the second-nearest (runner-up) cluster, label and distance, the margin between the two distances, and each dimension''s share of the squared distance to the nearest centroid, in the model''s preprocessing space (features: the encoded features, or PC1..PCn for PCA models; shares sum to 1).';
+CREATE FUNCTION rfm_explain(model text, recency float8, frequency float8, monetary float8) RETURNS rfm_explanation
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_explain';
+CREATE FUNCTION rfm_explain(model text, features float8[]) RETURNS rfm_explanation
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_explain';
+CREATE FUNCTION rfm_explain(model text, "row" jsonb) RETURNS rfm_explanation
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_explain_jsonb';
+COMMENT ON FUNCTION rfm_explain(text, float8, float8, float8) IS
+'Why a customer with these recency, frequency and monetary values gets its segment under the active version of model: nearest and runner-up cluster with labels and distances, the margin, and each dimension''s share of the distance. The cluster is always the one rfm_cluster gives.';
+COMMENT ON FUNCTION rfm_explain(text, float8[]) IS
+'rfm_explain for a numeric model, features in the model''s feature order.';
+COMMENT ON FUNCTION rfm_explain(text, jsonb) IS
+'rfm_explain for a model with any features: row is a jsonb object keyed by feature name (see rfm_segment(text, jsonb)).';
 
 ------------------------------------------------------------------------------
 -- Models as values (rfm_model): for queries that pass the model along instead of naming
@@ -272,6 +341,26 @@ COMMENT ON FUNCTION rfm_segment(rfm_model, float8[]) IS
 'Segment label for a model value trained on any numeric features, in its feature order.';
 COMMENT ON FUNCTION rfm_cluster(rfm_model, float8[]) IS
 'Cluster number for a model value trained on any numeric features, in its feature order.';
+CREATE FUNCTION rfm_segment(m rfm_model, "row" jsonb) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_segment_value_jsonb';
+CREATE FUNCTION rfm_cluster(m rfm_model, "row" jsonb) RETURNS int
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_cluster_value_jsonb';
+COMMENT ON FUNCTION rfm_segment(rfm_model, jsonb) IS
+'Segment label for a model value with any features: row is a jsonb object keyed by feature name.';
+COMMENT ON FUNCTION rfm_cluster(rfm_model, jsonb) IS
+'Cluster number for a model value with any features: row is a jsonb object keyed by feature name.';
+CREATE FUNCTION rfm_explain(m rfm_model, recency float8, frequency float8, monetary float8) RETURNS rfm_explanation
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_explain_value';
+CREATE FUNCTION rfm_explain(m rfm_model, features float8[]) RETURNS rfm_explanation
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_explain_value';
+CREATE FUNCTION rfm_explain(m rfm_model, "row" jsonb) RETURNS rfm_explanation
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_explain_value_jsonb';
+COMMENT ON FUNCTION rfm_explain(rfm_model, float8, float8, float8) IS
+'rfm_explain for the model value m (recency, frequency, monetary).';
+COMMENT ON FUNCTION rfm_explain(rfm_model, float8[]) IS
+'rfm_explain for the model value m, numeric features in its feature order.';
+COMMENT ON FUNCTION rfm_explain(rfm_model, jsonb) IS
+'rfm_explain for the model value m, the row as a jsonb object keyed by feature name.';
 
 CREATE FUNCTION rfm_model_version(m rfm_model) RETURNS int
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_version';
@@ -290,7 +379,7 @@ CREATE FUNCTION rfm_model_export(model text, version int) RETURNS jsonb
     AS $$
     SELECT jsonb_build_object(
         'format', 'pg_rfm.model',
-        'format_version', 1,
+        'format_version', CASE WHEN m.encoding = '[]' AND m.pca_components IS NULL THEN 1 ELSE 2 END,
         'model', m.model,
         'version', m.version,
         'features', to_jsonb(m.features),
@@ -303,7 +392,7 @@ CREATE FUNCTION rfm_model_export(model text, version int) RETURNS jsonb
             'lower', to_jsonb(m.lower_fence),
             'upper', to_jsonb(m.upper_fence),
             'log', (SELECT jsonb_agg(f = ANY (m.log_features) ORDER BY i)
-                    FROM unnest(m.features) WITH ORDINALITY AS u(f, i)),
+                    FROM unnest(m.encoded_features) WITH ORDINALITY AS u(f, i)),
             'mean', to_jsonb(m.scale_mean),
             'scale', to_jsonb(m.scale_sd)),
         'log_features', to_jsonb(m.log_features),
@@ -325,7 +414,15 @@ CREATE FUNCTION rfm_model_export(model text, version int) RETURNS jsonb
                          ORDER BY s.k), '[]')
                      FROM rfm_k_search s WHERE s.model = m.model AND s.version = m.version),
         'created_at', m.created_at,
-        'created_by', m.created_by)
+        'created_by', m.created_by,
+        'encoded_features', to_jsonb(m.encoded_features))
+        || CASE WHEN m.encoding = '[]' AND m.pca_components IS NULL THEN '{}'::jsonb
+           ELSE jsonb_build_object(
+               'encoding', m.encoding,
+               'pca', CASE WHEN m.pca_components IS NOT NULL THEN jsonb_build_object(
+                          'center', to_jsonb(m.pca_center), 'components', to_jsonb(m.pca_components),
+                          'variance_ratio', to_jsonb(m.pca_variance_ratio), 'variance', to_jsonb(m.pca_variance)) END)
+           END
     FROM rfm_models m
     WHERE m.model = $1 AND m.version = $2
     $$;
@@ -340,7 +437,7 @@ CREATE FUNCTION rfm_model_export(model text) RETURNS jsonb
     $$;
 
 COMMENT ON FUNCTION rfm_model_export(text) IS
-'The active version of model as one jsonb document (features, preprocessing, clusters with labels and actions, metrics, options, k search curve), for rfm_model_import in another database. NULL when the model does not exist.';
+'The active version of model as one jsonb document (features, encoding of categorical features, preprocessing, PCA, clusters with labels and actions, metrics, options, k search curve), for rfm_model_import in another database. NULL when the model does not exist. Models with categorical features or a PCA are written as format_version 2, which pg_rfm 0.5.0 and later read.';
 
 CREATE FUNCTION rfm_model_import(doc jsonb, model text DEFAULT NULL) RETURNS rfm_train_result
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'rfm_model_import';
@@ -368,7 +465,7 @@ CREATE FUNCTION rfm_profile(model text)
     AS $$
     SELECT c.cluster, c.label, c.action, c.size,
            c.size::float8 / sum(c.size) OVER (),
-           m.features, c.mean, c.median,
+           m.encoded_features, c.mean, c.median,
            c.mean[array_position(m.features, 'recency')],
            c.mean[array_position(m.features, 'frequency')],
            c.mean[array_position(m.features, 'monetary')],
@@ -383,7 +480,7 @@ CREATE FUNCTION rfm_profile(model text)
     ORDER BY c.cluster
     $$;
 COMMENT ON FUNCTION rfm_profile(text) IS
-'Per cluster of the active version of model: label, recommended action, size and share, mean and median of each feature in original units over the training rows (also as avg_/median_ recency, frequency, monetary for RFM models), and revenue share (share of total monetary).';
+'Per cluster of the active version of model: label, recommended action, size and share, mean and median of each encoded feature in original units over the training rows (the share of the cluster with that level for a feature=level column; also as avg_/median_ recency, frequency, monetary for RFM models), and revenue share (share of total monetary). rfm_profile(model, source, columns) describes clusters by any columns.';
 
 CREATE FUNCTION rfm_activate(model text, version int) RETURNS void
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE

@@ -5,12 +5,17 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::encode::Column;
 use super::error::sql_array;
 use super::model::{Cluster, KPoint, Model, Naming};
+use super::pca::Pca;
 use super::scale::Scaler;
 
 pub const FORMAT: &str = "pg_rfm.model";
+/// The format version of documents of numeric models without PCA (readable by 0.4.0).
 pub const FORMAT_VERSION: i64 = 1;
+/// The format version of documents with an encoding or a PCA (pg_rfm 0.5.0 on).
+pub const FORMAT_VERSION_EXTENDED: i64 = 2;
 
 #[derive(Deserialize, Debug, Clone)]
 pub struct Document {
@@ -22,12 +27,22 @@ pub struct Document {
     pub features: Vec<String>,
     #[serde(default)]
     pub k: Option<i64>,
+    /// One entry per feature (format_version 2; absent: every feature numeric).
+    #[serde(default)]
+    pub encoding: Option<Vec<Column>>,
     pub scaler: Scaler,
+    /// Principal components (format_version 2; absent: no PCA).
+    #[serde(default)]
+    pub pca: Option<Pca>,
     pub clusters: Vec<Cluster>,
     /// The stored `log_features` as written (documents from 0.4.0 on); `scaler.log` is
     /// the same as one flag per feature.
     #[serde(default)]
     pub log_features: Option<Vec<String>>,
+    /// The stored names of the encoded columns (documents from 0.5.0 on); derived from the
+    /// features and their encoding, so they must agree.
+    #[serde(default)]
+    pub encoded_features: Option<Vec<String>>,
     #[serde(default)]
     pub n_rows: i64,
     #[serde(default)]
@@ -69,8 +84,12 @@ impl Document {
             }
         }
         match value.get("format_version") {
-            Some(Value::Number(n)) if n.as_i64() == Some(FORMAT_VERSION) => {}
-            Some(v) => return Err(format!("format_version is {v}; this version of pg_rfm reads format_version {FORMAT_VERSION}")),
+            Some(Value::Number(n)) if matches!(n.as_i64(), Some(FORMAT_VERSION | FORMAT_VERSION_EXTENDED)) => {}
+            Some(v) => {
+                return Err(format!(
+                    "format_version is {v}; this version of pg_rfm reads format_version {FORMAT_VERSION} and {FORMAT_VERSION_EXTENDED}"
+                ))
+            }
             None => {}
         }
         serde_path_to_error::deserialize(value).map_err(|e| {
@@ -81,15 +100,32 @@ impl Document {
 
     /// The model the document describes (features, preprocessing, clusters).
     pub fn model(&self) -> Model {
-        Model { features: self.features.clone(), scaler: self.scaler.clone(), clusters: self.clusters.clone() }
+        Model {
+            features: self.features.clone(),
+            encoding: self.encoding.clone().unwrap_or_default(),
+            scaler: self.scaler.clone(),
+            pca: self.pca.clone(),
+            clusters: self.clusters.clone(),
+        }
     }
 
     /// `Model::check`, plus the stored `log_features` against the features and the flags.
     pub fn check(&self, naming: Naming) -> Result<(), String> {
         let model = self.model();
         model.check(self.k, naming)?;
+        if let Some(stored) = &self.encoded_features {
+            let derived = model.encoded();
+            if *stored != derived {
+                return Err(format!(
+                    "encoded_features {} does not match the features and their encoding, which give {}",
+                    sql_array(stored),
+                    sql_array(&derived)
+                ));
+            }
+        }
         if let Some(log) = &self.log_features {
             let name = "log_features";
+            let encoded = model.encoded();
             for (i, f) in log.iter().enumerate() {
                 if !self.features.contains(f) {
                     return Err(format!(
@@ -102,8 +138,8 @@ impl Document {
                     return Err(format!("{name} {} lists \"{f}\" twice", sql_array(log)));
                 }
             }
-            if self.scaler.log.len() == self.features.len() {
-                for (f, flag) in self.features.iter().zip(&self.scaler.log) {
+            if self.scaler.log.len() == encoded.len() {
+                for (f, flag) in encoded.iter().zip(&self.scaler.log) {
                     if log.contains(f) != *flag {
                         return Err(format!("{name} {} and scaler.log disagree about \"{f}\"", sql_array(log)));
                     }
@@ -213,7 +249,10 @@ mod tests {
         let cases: Vec<(Value, &str)> = vec![
             (json!([1, 2]), "the document is an array, expected a JSON object"),
             (json!({"format": "other"}), "format is \"other\", expected \"pg_rfm.model\""),
-            (json!({"format": "pg_rfm.model", "format_version": 2}), "format_version is 2; this version of pg_rfm reads format_version 1"),
+            (
+                json!({"format": "pg_rfm.model", "format_version": 3}),
+                "format_version is 3; this version of pg_rfm reads format_version 1 and 2",
+            ),
         ];
         for (v, want) in cases {
             assert_eq!(Document::parse(v).unwrap_err(), want);

@@ -5,11 +5,13 @@
 pub mod codec;
 pub mod distance;
 pub mod document;
+pub mod encode;
 pub mod error;
 pub mod kmeans;
 pub mod lru;
 pub mod metrics;
 pub mod model;
+pub mod pca;
 #[cfg(test)]
 mod proptests;
 pub mod quantile;

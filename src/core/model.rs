@@ -5,10 +5,12 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::distance::nearest;
+use super::distance::{dist2, nearest};
+use super::encode::{self, Column, Encoding, Input, Kind, Lookup};
 use super::error::{invalid, out_of_range, show, sql_array};
 use super::kmeans::{self, Label};
 use super::metrics::{self, Metrics};
+use super::pca::{Components, Pca};
 use super::quantile::{breaks, percentiles};
 use super::scale::{retain_rows, sort_rows, Outliers, Scaler};
 use super::score::{self, Breaks, Rule};
@@ -40,8 +42,14 @@ pub struct Options {
     pub k_max: usize,
     pub select_k: SelectK,
     pub outliers: Outliers,
-    pub log_features: Vec<String>,
+    /// Features to log-transform; None: whichever of frequency and monetary are numeric
+    /// features.
+    pub log_features: Option<Vec<String>>,
     pub standardize: bool,
+    /// Principal components to project onto before clustering (None: no PCA).
+    pub pca: Option<Components>,
+    /// Most one-hot columns per categorical feature.
+    pub max_levels: usize,
     pub n_init: usize,
     pub max_iter: usize,
     pub tolerance: f64,
@@ -51,6 +59,42 @@ pub struct Options {
 }
 
 impl Options {
+    /// The features that are log-transformed: as given, or by default frequency and
+    /// monetary when they are numeric features.
+    pub fn log_features(&self, enc: &Encoding) -> Vec<String> {
+        match &self.log_features {
+            Some(v) => v.clone(),
+            None => ["frequency", "monetary"]
+                .iter()
+                .filter(|f| enc.columns.iter().any(|c| c.kind() == Kind::Numeric && c.feature() == **f))
+                .map(|f| f.to_string())
+                .collect(),
+        }
+    }
+
+    /// The k values to try, after checking the options against the features and their
+    /// encoding (numeric or categorical, when known).
+    pub fn validate_with(&self, features: &[String], enc: Option<&Encoding>) -> Result<Vec<usize>, CoreError> {
+        let ks = self.validate(features)?;
+        encode::check_max_levels(self.max_levels)?;
+        match self.pca {
+            Some(Components::Count(0)) => return Err(invalid("pca must be at least 1")),
+            Some(Components::Variance(v)) if !(v > 0.0 && v < 1.0) => {
+                return Err(invalid(format!("pca_variance must be greater than 0 and less than 1, got {}", show(v))))
+            }
+            _ => {}
+        }
+        if let (Some(enc), Some(log)) = (enc, &self.log_features) {
+            for f in log {
+                if enc.columns.iter().any(|c| c.kind() == Kind::Categorical && c.feature() == f) {
+                    return Err(invalid(format!("log_features names \"{f}\", which is a categorical feature"))
+                        .hint("Only numeric features can be log-transformed."));
+                }
+            }
+        }
+        Ok(ks)
+    }
+
     /// The k values to try, after checking the options against the feature list.
     pub fn validate(&self, features: &[String]) -> Result<Vec<usize>, CoreError> {
         if features.is_empty() {
@@ -61,7 +105,7 @@ impl Options {
                 return Err(invalid(format!("feature \"{f}\" is listed twice")));
             }
         }
-        for f in &self.log_features {
+        for f in self.log_features.iter().flatten() {
             if !features.contains(f) {
                 return Err(invalid(format!("log_features names \"{f}\", which is not one of the features")));
             }
@@ -135,11 +179,23 @@ pub struct Cluster {
     pub sum: Vec<f64>,
 }
 
-/// What assignment needs: features, preprocessing and clusters.
+/// What assignment needs: features, their encoding, preprocessing, PCA and clusters.
+///
+/// Spaces: the `features` are the input columns; encoding turns them into the encoded
+/// columns (`encoded()`: one per numeric feature, one per kept level of a categorical one),
+/// on which the scaler works (fences, log, standardization: one entry per encoded column);
+/// PCA, when present, projects those onto its components. Centroids (`scaled`) live in
+/// the final space (`space()`), cluster statistics (`original`, `mean`, ...) in the encoded
+/// columns, in original units.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Model {
     pub features: Vec<String>,
+    /// One entry per feature (empty: every feature numeric).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encoding: Vec<Column>,
     pub scaler: Scaler,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pca: Option<Pca>,
     pub clusters: Vec<Cluster>,
 }
 
@@ -200,25 +256,56 @@ fn values(n: usize) -> String {
 }
 
 impl Model {
+    pub fn encoding(&self) -> Encoding {
+        Encoding::of(&self.features, &self.encoding)
+    }
+
+    /// Names of the encoded columns (the features themselves for a numeric model).
+    pub fn encoded(&self) -> Vec<String> {
+        if self.encoding.is_empty() {
+            self.features.clone()
+        } else {
+            self.encoding().names()
+        }
+    }
+
+    /// Names of the dimensions centroids live in: the encoded columns, or PC1..PCn.
+    pub fn space(&self) -> Vec<String> {
+        match &self.pca {
+            Some(p) => (1..=p.dims()).map(|i| format!("PC{i}")).collect(),
+            None => self.encoded(),
+        }
+    }
+
+    /// True when every feature is numeric (rows can be passed as float8[]).
+    pub fn is_numeric(&self) -> bool {
+        self.encoding.iter().all(|c| c.kind() == Kind::Numeric)
+    }
+
     /// Checks everything assignment, profiles and reports rely on, whatever the model came
     /// from (the tables, an import, a cache): one entry per feature in every preprocessing
     /// array, finite values, positive scales, `declared_k` (when known) clusters numbered
     /// 1..k, every centroid of the model's dimension, unique non-empty labels. Returns the
     /// first problem found, named as `naming` says.
     pub fn check(&self, declared_k: Option<i64>, naming: Naming) -> Result<(), String> {
-        let d = self.features.len();
-        let features = sql_array(&self.features);
-        if d == 0 {
+        if self.features.is_empty() {
             return Err("features is empty".into());
         }
+        let listed = sql_array(&self.features);
         for (i, f) in self.features.iter().enumerate() {
             if f.is_empty() {
-                return Err(format!("features {features} has an empty name"));
+                return Err(format!("features {listed} has an empty name"));
             }
             if self.features[..i].contains(f) {
-                return Err(format!("features {features} lists \"{f}\" twice"));
+                return Err(format!("features {listed} lists \"{f}\" twice"));
             }
         }
+        if !self.encoding.is_empty() {
+            Encoding { columns: self.encoding.clone() }.check(&self.features, "encoding")?;
+        }
+        let names = self.encoded();
+        let d = names.len();
+        let features = sql_array(&names);
         let s = &self.scaler;
         for (field, len) in
             [("lower", s.lower.len()), ("upper", s.upper.len()), ("log", s.log.len()), ("mean", s.mean.len()), ("scale", s.scale.len())]
@@ -227,8 +314,12 @@ impl Model {
                 return Err(format!("{} has {} for the {d} features {features}", naming.scaler(field), values(len)));
             }
         }
+        let one_hot = self.encoding().one_hot();
         for j in 0..d {
-            let f = &self.features[j];
+            let f = &names[j];
+            if one_hot[j] && s.log.get(j) == Some(&true) {
+                return Err(format!("{}[{}] ({f}) marks a one-hot column for log1p", naming.scaler("log"), naming.at(j)));
+            }
             let (lo, hi) = (s.lower[j], s.upper[j]);
             let (lower, upper) = (naming.scaler("lower"), naming.scaler("upper"));
             let at = naming.at(j);
@@ -252,6 +343,17 @@ impl Model {
                 ));
             }
         }
+        let space = match &self.pca {
+            Some(p) => {
+                p.check(d, "pca")?;
+                p.dims()
+            }
+            None => d,
+        };
+        let in_space = |n: usize| match &self.pca {
+            Some(_) => format!("has {} for the {space} principal components", values(n)),
+            None => format!("has {} for the {d} features {features}", values(n)),
+        };
         let k = self.clusters.len();
         if let Some(declared) = declared_k {
             if declared != k as i64 {
@@ -272,8 +374,8 @@ impl Model {
         }
         for (i, c) in self.clusters.iter().enumerate() {
             let at = |field: &str| naming.cluster(i, c.cluster, field, None);
-            if c.scaled.len() != d {
-                return Err(format!("{} has {} for the {d} features {features}", at("scaled"), values(c.scaled.len())));
+            if c.scaled.len() != space {
+                return Err(format!("{} {}", at("scaled"), in_space(c.scaled.len())));
             }
             if let Some(j) = c.scaled.iter().position(|v| !v.is_finite()) {
                 return Err(format!("{} is {}", naming.cluster(i, c.cluster, "scaled", Some(j)), show(c.scaled[j])));
@@ -311,47 +413,163 @@ fn nearest_fixed<const D: usize>(row: &[f64], centroids: &[f64]) -> (usize, f64)
     nearest(&x, centroids)
 }
 
-/// A checked model, laid out for assignment: the preprocessing and the centroids as flat
-/// rows (cluster `i` of the model is row `i`).
-#[derive(Clone, Debug, PartialEq)]
+/// A checked model, laid out for assignment: the encoding, the preprocessing, the PCA and
+/// the centroids as flat rows (cluster `i` of the model is row `i`).
 pub struct Assigner {
     scaler: Scaler,
+    pca: Option<Pca>,
     centroids: Vec<f64>,
+    /// Encoded columns.
     d: usize,
+    /// Dimensions of the centroids (d, or the PCA components).
+    p: usize,
+    columns: Vec<Column>,
+    lookups: Vec<Option<Lookup>>,
+    numeric: bool,
+}
+
+/// Why a row got its cluster: the two nearest centroids and the squared differences to the
+/// nearest, per dimension of the model's final space.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explanation {
+    pub best: usize,
+    pub distance: f64,
+    pub second: usize,
+    pub second_distance: f64,
+    /// Each dimension's share of the squared distance to the nearest centroid (0 when the
+    /// row is exactly on it).
+    pub shares: Vec<f64>,
 }
 
 impl Assigner {
     /// An assigner for `model`, which must have passed `Model::check`.
     pub fn new(model: &Model) -> Assigner {
-        Assigner { scaler: model.scaler.clone(), centroids: model.centroid_rows(), d: model.features.len() }
+        let enc = model.encoding();
+        let d = enc.width();
+        Assigner {
+            scaler: model.scaler.clone(),
+            pca: model.pca.clone(),
+            centroids: model.centroid_rows(),
+            d,
+            p: model.pca.as_ref().map_or(d, Pca::dims),
+            lookups: enc.columns.iter().map(|c| (c.kind() == Kind::Categorical).then(|| Lookup::new(c))).collect(),
+            numeric: enc.is_numeric(),
+            columns: enc.columns,
+        }
     }
 
+    /// Encoded columns a row has (the features, for a numeric model).
     pub fn dims(&self) -> usize {
         self.d
     }
 
-    /// Index into the model's clusters of the centroid nearest to `row` (original units)
-    /// after the stored preprocessing; `row` is overwritten with its scaled form. An
-    /// out-of-range error when the distances are not finite (possible only for models
-    /// trained with outliers => 'keep' and enormous inputs).
+    pub fn is_numeric(&self) -> bool {
+        self.numeric
+    }
+
+    /// Kind of each input feature.
+    pub fn kinds(&self) -> Vec<Kind> {
+        self.columns.iter().map(Column::kind).collect()
+    }
+
+    /// Encodes one row of inputs (one per feature, in the model's order) into `out`.
+    /// A categorical value not seen in training sets none of its feature's columns.
+    pub fn encode(&self, inputs: &[Input<'_>], out: &mut Vec<f64>) -> Result<(), CoreError> {
+        if inputs.len() != self.columns.len() {
+            return Err(invalid(format!("expected {} feature values, got {}", self.columns.len(), inputs.len())));
+        }
+        out.clear();
+        out.resize(self.d, 0.0);
+        let mut at = 0;
+        for ((col, lookup), input) in self.columns.iter().zip(&self.lookups).zip(inputs) {
+            match (input, lookup) {
+                (Input::Num(x), None) => out[at] = *x,
+                (Input::Cat(v), Some(l)) => {
+                    if let Some(slot) = l.slot(v) {
+                        out[at + slot] = 1.0;
+                    }
+                }
+                (Input::Num(_), Some(_)) => return Err(invalid(format!("feature \"{}\" is categorical, got a number", col.feature()))),
+                (Input::Cat(_), None) => return Err(invalid(format!("feature \"{}\" is numeric, got text", col.feature()))),
+            }
+            at += col.width();
+        }
+        Ok(())
+    }
+
+    /// `row` (encoded, original units) in the space the centroids live in: preprocessed in
+    /// place, then projected into `out` when the model has a PCA. Returns that space's row.
+    #[inline]
+    fn place<'a>(&self, row: &'a mut [f64], out: &'a mut [f64]) -> &'a [f64] {
+        self.scaler.transform(row);
+        match &self.pca {
+            None => row,
+            Some(p) => {
+                p.project(row, &mut out[..self.p]);
+                &out[..self.p]
+            }
+        }
+    }
+
+    /// Index into the model's clusters of the centroid nearest to `row` (encoded columns,
+    /// original units) after the stored preprocessing; `row` is overwritten with its scaled
+    /// form. An out-of-range error when the distances are not finite (possible only for
+    /// models trained with outliers => 'keep' and enormous inputs).
     #[inline]
     pub fn assign(&self, row: &mut [f64]) -> Result<usize, CoreError> {
         if row.len() != self.d {
             return Err(invalid(format!("expected {} feature values, got {}", self.d, row.len())));
         }
-        self.scaler.transform(row);
-        // Row lengths known at compile time for the usual dimensions: the distance loop unrolls.
-        let (i, dd) = match row.len() {
-            2 => nearest_fixed::<2>(row, &self.centroids),
-            3 => nearest_fixed::<3>(row, &self.centroids),
-            4 => nearest_fixed::<4>(row, &self.centroids),
-            _ => nearest(row, &self.centroids),
+        let (i, dd) = if self.pca.is_some() {
+            let mut buf = [0.0; 32];
+            let mut heap;
+            let out: &mut [f64] = if self.p <= buf.len() {
+                &mut buf
+            } else {
+                heap = vec![0.0; self.p];
+                &mut heap
+            };
+            let x = self.place(row, out);
+            nearest(x, &self.centroids)
+        } else {
+            self.scaler.transform(row);
+            // Row lengths known at compile time for the usual dimensions: the distance loop unrolls.
+            match row.len() {
+                2 => nearest_fixed::<2>(row, &self.centroids),
+                3 => nearest_fixed::<3>(row, &self.centroids),
+                4 => nearest_fixed::<4>(row, &self.centroids),
+                _ => nearest(row, &self.centroids),
+            }
         };
         if dd.is_finite() {
             Ok(i)
         } else {
             Err(out_of_range("feature values are too large for this model (out of range for float8 after preprocessing)"))
         }
+    }
+
+    /// The nearest and second-nearest centroids of `row` and each dimension's share of the
+    /// distance to the nearest (the nearest is the cluster `assign` gives).
+    pub fn explain(&self, row: &mut [f64]) -> Result<Explanation, CoreError> {
+        if row.len() != self.d {
+            return Err(invalid(format!("expected {} feature values, got {}", self.d, row.len())));
+        }
+        let mut out = vec![0.0; self.p];
+        let x = self.place(row, &mut out).to_vec();
+        let (best, d2) = nearest(&x, &self.centroids);
+        let mut second = (usize::MAX, f64::INFINITY);
+        for (c, cent) in self.centroids.chunks_exact(self.p).enumerate() {
+            let dd = dist2(&x, cent);
+            if c != best && (dd < second.1 || second.0 == usize::MAX) {
+                second = (c, dd);
+            }
+        }
+        if !(d2.is_finite() && second.1.is_finite()) {
+            return Err(out_of_range("feature values are too large for this model (out of range for float8 after preprocessing)"));
+        }
+        let cent = &self.centroids[best * self.p..(best + 1) * self.p];
+        let shares = x.iter().zip(cent).map(|(a, b)| if d2 > 0.0 { (a - b) * (a - b) / d2 } else { 0.0 }).collect();
+        Ok(Explanation { best, distance: d2.sqrt(), second: second.0, second_distance: second.1.sqrt(), shares })
     }
 }
 
@@ -369,22 +587,26 @@ fn rfm_columns(features: &[String]) -> Option<[usize; 3]> {
     Some([pos("recency")?, pos("frequency")?, pos("monetary")?])
 }
 
-/// Trains a model on `raw` rows (original units, n rows of d = features.len()).
-/// `rules` name the clusters of RFM models; `progress` sees each k as it is tried;
+/// Trains a model on `raw` rows (original units, encoded with `encoding`: n rows of its
+/// width). `rules` name the clusters of RFM models; `progress` sees each k as it is tried;
 /// `check` is called often (the Postgres layer checks for cancellation there).
 pub fn train(
     mut raw: Vec<f64>,
     features: &[String],
+    encoding: Encoding,
     opts: &Options,
     rules: &[Rule],
     progress: &mut dyn FnMut(&KPoint),
     check: &mut dyn FnMut(),
 ) -> Result<Trained, CoreError> {
-    let d = features.len();
-    let ks = opts.validate(features)?;
+    let ks = opts.validate_with(features, Some(&encoding))?;
+    let names = encoding.names();
+    let d = names.len();
     sort_rows(&mut raw, d);
-    let log: Vec<bool> = features.iter().map(|f| opts.log_features.contains(f)).collect();
-    let (scaler, keep) = Scaler::fit(&raw, d, opts.outliers, log, opts.standardize)?;
+    let log_features = opts.log_features(&encoding);
+    let one_hot = encoding.one_hot();
+    let log: Vec<bool> = names.iter().zip(&one_hot).map(|(f, h)| !h && log_features.contains(f)).collect();
+    let (scaler, keep) = Scaler::fit_with(&raw, d, opts.outliers, log, opts.standardize, &one_hot)?;
     retain_rows(&mut raw, d, &keep);
     drop(keep);
     let n = raw.len() / d;
@@ -396,13 +618,22 @@ pub fn train(
     if scaled.iter().any(|v| !v.is_finite() || v.abs() > 1e150) {
         return Err(out_of_range("feature values are too large to cluster (out of range for float8 after preprocessing)"));
     }
+    let pca = match opts.pca {
+        Some(want) => Some(Pca::fit(&scaled, d, want, check)?),
+        None => None,
+    };
+    let space = match &pca {
+        Some(p) => p.transform(&scaled, d),
+        None => scaled.clone(),
+    };
+    let p = pca.as_ref().map_or(d, Pca::dims);
 
     let mut curve = Vec::new();
     let mut fits = Vec::new();
     for &k in &ks {
         let started = Instant::now();
-        let fit = kmeans::fit(&scaled, d, &opts.kmeans(k), check)?;
-        let m = metrics::all(&scaled, d, &fit.labels, &fit.centroids, opts.seed, check);
+        let fit = kmeans::fit(&space, p, &opts.kmeans(k), check)?;
+        let m = metrics::all(&space, p, &fit.labels, &fit.centroids, opts.seed, check);
         let point = KPoint {
             k,
             inertia: m.inertia,
@@ -431,31 +662,64 @@ pub fn train(
     };
     let centroids = std::mem::take(&mut fits[chosen]);
     let k = ks[chosen];
-    let labels: Vec<Label> = scaled.chunks_exact(d).map(|x| nearest(x, &centroids).0 as Label).collect();
+    let labels: Vec<Label> = space.chunks_exact(p).map(|x| nearest(x, &centroids).0 as Label).collect();
     let metrics = Metrics {
         inertia: curve[chosen].inertia,
         silhouette: curve[chosen].silhouette,
         davies_bouldin: curve[chosen].davies_bouldin,
         calinski_harabasz: curve[chosen].calinski_harabasz,
     };
+    drop(space);
+    let distinct = distinctiveness(&scaled, d, &labels, k);
     drop(scaled);
 
-    let clusters = describe(&raw, d, k, &centroids, &labels, &scaler, features, rules);
-    Ok(Trained { model: Model { features: features.to_vec(), scaler, clusters }, curve, chosen, metrics, n_rows: n })
+    let space = Space { names: &names, one_hot: &one_hot, scaler: &scaler, pca: pca.as_ref() };
+    let clusters = describe(&raw, k, &centroids, &labels, &space, &distinct, rules);
+    let encoding = if encoding.is_numeric() { Vec::new() } else { encoding.columns };
+    Ok(Trained { model: Model { features: features.to_vec(), encoding, scaler, pca, clusters }, curve, chosen, metrics, n_rows: n })
+}
+
+/// How far each cluster's mean lies from the population's, per encoded column, in standard
+/// deviations of the preprocessed data (k rows of d).
+fn distinctiveness(scaled: &[f64], d: usize, labels: &[Label], k: usize) -> Vec<f64> {
+    let n = (scaled.len() / d.max(1)).max(1) as f64;
+    let (counts, sums) = metrics::cluster_sums(scaled, d, labels, k);
+    let mean: Vec<f64> = (0..d).map(|j| (0..k).map(|c| sums[c * d + j]).sum::<f64>() / n).collect();
+    let mut var = vec![0.0; d];
+    for row in scaled.chunks_exact(d) {
+        var.iter_mut().zip(row.iter().zip(&mean)).for_each(|(v, (x, m))| *v += (x - m) * (x - m));
+    }
+    let sd: Vec<f64> = var.iter().map(|v| (v / n).sqrt()).collect();
+    let mut z = vec![0.0; k * d];
+    for c in 0..k {
+        for j in 0..d {
+            let cm = sums[c * d + j] / counts[c].max(1) as f64;
+            z[c * d + j] = if sd[j] > 1e-12 { (cm - mean[j]) / sd[j] } else { 0.0 };
+        }
+    }
+    z
+}
+
+/// The encoded columns and the transformations between original units and the centroids' space.
+struct Space<'a> {
+    names: &'a [String],
+    one_hot: &'a [bool],
+    scaler: &'a Scaler,
+    pca: Option<&'a Pca>,
 }
 
 /// Per-cluster statistics, numbering (largest cluster first) and names.
-#[allow(clippy::too_many_arguments)]
 fn describe(
     raw: &[f64],
-    d: usize,
     k: usize,
     centroids: &[f64],
     labels: &[Label],
-    scaler: &Scaler,
-    features: &[String],
+    space: &Space<'_>,
+    distinct: &[f64],
     rules: &[Rule],
 ) -> Vec<Cluster> {
+    let d = space.names.len();
+    let p = space.pca.map_or(d, Pca::dims);
     let (counts, sum) = metrics::cluster_sums(raw, d, labels, k);
     let size: Vec<i64> = counts.iter().map(|c| *c as i64).collect();
     let mut median = vec![f64::NAN; k * d];
@@ -475,9 +739,9 @@ fn describe(
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|a, b| {
         size[*b].cmp(&size[*a]).then_with(|| {
-            centroids[a * d..(a + 1) * d]
+            centroids[a * p..(a + 1) * p]
                 .iter()
-                .zip(&centroids[b * d..(b + 1) * d])
+                .zip(&centroids[b * p..(b + 1) * p])
                 .map(|(x, y)| x.total_cmp(y))
                 .find(|o| o.is_ne())
                 .unwrap_or(std::cmp::Ordering::Equal)
@@ -487,9 +751,12 @@ fn describe(
         .iter()
         .enumerate()
         .map(|(i, &c)| {
-            let scaled = centroids[c * d..(c + 1) * d].to_vec();
-            let mut original = scaled.clone();
-            scaler.inverse(&mut original);
+            let scaled = centroids[c * p..(c + 1) * p].to_vec();
+            let mut original = match space.pca {
+                Some(pca) => pca.inverse(&scaled),
+                None => scaled.clone(),
+            };
+            space.scaler.inverse(&mut original);
             let n = size[c].max(1) as f64;
             Cluster {
                 cluster: i as i32 + 1,
@@ -504,14 +771,62 @@ fn describe(
             }
         })
         .collect();
-    name_clusters(&mut clusters, raw, d, features, rules);
+    let z: Vec<Vec<f64>> = order.iter().map(|&c| distinct[c * d..(c + 1) * d].to_vec()).collect();
+    name_clusters(&mut clusters, raw, d, space.names, rules, Some((&z, space.one_hot)));
     clusters
 }
 
-/// Names each cluster: for RFM models, the rule its centroid (original units) scores into
-/// against the training population's quintiles; otherwise "Cluster i". Clusters that land
-/// on the same name are told apart by spend (or size): "(high spend)", "(low spend)", ...
-pub fn name_clusters(clusters: &mut [Cluster], raw: &[f64], d: usize, features: &[String], rules: &[Rule]) {
+/// A column name as words: `mnt_meat_products` -> `mnt meat products`.
+fn words(name: &str) -> String {
+    name.replace('_', " ")
+}
+
+/// A short description of a cluster from its most distinctive encoded columns (`z`: how
+/// many standard deviations its mean lies from the population's): "High income, low
+/// recency, education: PhD". Only columns at least 0.3 standard deviations off count; a
+/// cluster with none is "Average".
+fn describe_label(z: &[f64], names: &[String], one_hot: &[bool], take: usize) -> String {
+    let mut cands: Vec<usize> = (0..z.len()).filter(|j| z[*j].abs() >= 0.3 && (!one_hot[*j] || z[*j] > 0.0)).collect();
+    cands.sort_by(|a, b| z[*b].abs().total_cmp(&z[*a].abs()).then(a.cmp(b)));
+    let parts: Vec<String> = cands
+        .iter()
+        .take(take)
+        .map(|&j| {
+            if one_hot[j] {
+                match names[j].split_once('=') {
+                    Some((f, l)) if l == encode::OTHER => format!("{}: other", words(f)),
+                    Some((f, l)) => format!("{}: {l}", words(f)),
+                    None => words(&names[j]),
+                }
+            } else if z[j] > 0.0 {
+                format!("high {}", words(&names[j]))
+            } else {
+                format!("low {}", words(&names[j]))
+            }
+        })
+        .collect();
+    let label = if parts.is_empty() { "average".to_string() } else { parts.join(", ") };
+    let mut chars = label.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => label,
+    }
+}
+
+/// Names each cluster: for RFM models (recency, frequency and monetary among the encoded
+/// columns), the rule its centroid (original units) scores into against the training
+/// population's quintiles; otherwise, with `distinct` (per cluster, how far its means lie
+/// from the population's, and which columns are one-hot), from its most distinctive
+/// columns; else "Cluster i". Clusters that land on the same name are told apart by more
+/// columns, then by spend (or size): "(high spend)", "(low spend)", ...
+pub fn name_clusters(
+    clusters: &mut [Cluster],
+    raw: &[f64],
+    d: usize,
+    features: &[String],
+    rules: &[Rule],
+    distinct: Option<(&[Vec<f64>], &[bool])>,
+) {
     let rfm = rfm_columns(features);
     if let Some([ri, fi, mi]) = rfm {
         // One column at a time: each copy is n values.
@@ -527,6 +842,17 @@ pub fn name_clusters(clusters: &mut [Cluster], raw: &[f64], d: usize, features: 
                         c.action = rule.action.clone();
                     }
                 }
+            }
+        }
+    } else if let Some((z, one_hot)) = distinct {
+        for (c, zc) in clusters.iter_mut().zip(z) {
+            c.label = describe_label(zc, features, one_hot, 2);
+        }
+        // Told apart by a third column where two clusters read the same.
+        let first: Vec<String> = clusters.iter().map(|c| c.label.clone()).collect();
+        for (i, c) in clusters.iter_mut().enumerate() {
+            if first.iter().filter(|l| **l == first[i]).count() > 1 {
+                c.label = describe_label(&z[i], features, one_hot, 3);
             }
         }
     }
@@ -560,15 +886,23 @@ pub fn name_clusters(clusters: &mut [Cluster], raw: &[f64], d: usize, features: 
 
 /// Metrics of a model on other rows (original units), e.g. a later period.
 pub fn evaluate(model: &Model, mut raw: Vec<f64>, seed: u64, check: &mut dyn FnMut()) -> Result<(usize, Metrics), CoreError> {
-    let d = model.features.len();
+    let assigner = Assigner::new(model);
+    let d = assigner.dims();
     let n = raw.len() / d.max(1);
     if n == 0 {
         return Err(invalid("no rows to evaluate on"));
     }
     sort_rows(&mut raw, d);
-    let assigner = Assigner::new(model);
-    let labels: Vec<Label> = raw.chunks_exact_mut(d).map(|row| assigner.assign(row).map(|i| i as Label)).collect::<Result<_, _>>()?;
-    Ok((n, metrics::all(&raw, d, &labels, &model.centroid_rows(), seed, check)))
+    let p = assigner.p;
+    let mut space = Vec::with_capacity(n * p);
+    let mut labels: Vec<Label> = Vec::with_capacity(n);
+    let mut out = vec![0.0; p];
+    for row in raw.chunks_exact_mut(d) {
+        let mut copy = row.to_vec();
+        labels.push(assigner.assign(&mut copy)? as Label);
+        space.extend_from_slice(assigner.place(row, &mut out));
+    }
+    Ok((n, metrics::all(&space, p, &labels, &model.centroid_rows(), seed, check)))
 }
 
 #[cfg(test)]
@@ -599,8 +933,10 @@ mod tests {
             k_max: 6,
             select_k: SelectK::Silhouette,
             outliers: Outliers::Clip,
-            log_features: vec!["frequency".into(), "monetary".into()],
+            log_features: Some(vec!["frequency".into(), "monetary".into()]),
             standardize: true,
+            pca: None,
+            max_levels: 20,
             n_init: 4,
             max_iter: 300,
             tolerance: 1e-4,
@@ -628,7 +964,7 @@ mod tests {
 
     #[test]
     fn finds_the_three_groups_and_names_them() {
-        let t = train(customers(), &features(), &opts(None), &rules(), &mut |_| {}, &mut || {}).unwrap();
+        let t = train(customers(), &features(), Encoding::numeric(&features()), &opts(None), &rules(), &mut |_| {}, &mut || {}).unwrap();
         assert_eq!(t.curve.len(), 5);
         assert_eq!(t.model.clusters.len(), 3, "silhouette picks k = 3");
         let sizes: Vec<i64> = t.model.clusters.iter().map(|c| c.size).collect();
@@ -642,8 +978,8 @@ mod tests {
 
     #[test]
     fn fixed_k_and_deterministic() {
-        let a = train(customers(), &features(), &opts(Some(4)), &rules(), &mut |_| {}, &mut || {}).unwrap();
-        let b = train(customers(), &features(), &opts(Some(4)), &rules(), &mut |_| {}, &mut || {}).unwrap();
+        let a = train(customers(), &features(), Encoding::numeric(&features()), &opts(Some(4)), &rules(), &mut |_| {}, &mut || {}).unwrap();
+        let b = train(customers(), &features(), Encoding::numeric(&features()), &opts(Some(4)), &rules(), &mut |_| {}, &mut || {}).unwrap();
         assert_eq!(a.model, b.model);
         assert_eq!(a.curve.len(), 1);
         let mut labels: Vec<&str> = a.model.clusters.iter().map(|c| c.label.as_str()).collect();
@@ -664,8 +1000,9 @@ mod tests {
         let shuffled: Vec<f64> = shuffled.concat();
         assert_ne!(shuffled, rows);
         for k in [None, Some(4)] {
-            let a = train(rows.clone(), &features(), &opts(k), &rules(), &mut |_| {}, &mut || {}).unwrap();
-            let b = train(shuffled.clone(), &features(), &opts(k), &rules(), &mut |_| {}, &mut || {}).unwrap();
+            let a = train(rows.clone(), &features(), Encoding::numeric(&features()), &opts(k), &rules(), &mut |_| {}, &mut || {}).unwrap();
+            let b =
+                train(shuffled.clone(), &features(), Encoding::numeric(&features()), &opts(k), &rules(), &mut |_| {}, &mut || {}).unwrap();
             assert_eq!(a.model, b.model);
             assert_eq!(a.metrics.inertia.to_bits(), b.metrics.inertia.to_bits());
             assert_eq!(
@@ -680,7 +1017,7 @@ mod tests {
 
     #[test]
     fn assignment_equals_brute_force() {
-        let t = train(customers(), &features(), &opts(Some(3)), &rules(), &mut |_| {}, &mut || {}).unwrap();
+        let t = train(customers(), &features(), Encoding::numeric(&features()), &opts(Some(3)), &rules(), &mut |_| {}, &mut || {}).unwrap();
         let m = &t.model;
         let mut rng = Rng::new(11);
         for _ in 0..200 {
@@ -721,7 +1058,7 @@ mod tests {
         o.k = Some(51);
         assert!(o.validate(&f).is_err());
         let mut o = opts(Some(3));
-        o.log_features = vec!["price".into()];
+        o.log_features = Some(vec!["price".into()]);
         assert!(o.validate(&f).is_err());
         assert!(opts(Some(3)).validate(&["a".into(), "a".into()]).is_err());
         assert!(SelectK::parse("gap").is_err());
@@ -731,7 +1068,7 @@ mod tests {
     fn json_roundtrip_keeps_assignments() {
         let mut o = opts(Some(3));
         o.outliers = Outliers::Keep; // infinite fences go through JSON as null
-        let t = train(customers(), &features(), &o, &rules(), &mut |_| {}, &mut || {}).unwrap();
+        let t = train(customers(), &features(), Encoding::numeric(&features()), &o, &rules(), &mut |_| {}, &mut || {}).unwrap();
         let json = serde_json::to_string(&t.model).unwrap();
         let back: Model = serde_json::from_str(&json).unwrap();
         assert_eq!(back.scaler.lower, vec![f64::NEG_INFINITY; 3]);
@@ -751,7 +1088,7 @@ mod tests {
     /// Each kind of damage, one at a time, is found and named (hand-written expectations).
     #[test]
     fn check_names_each_kind_of_damage() {
-        let t = train(customers(), &features(), &opts(Some(3)), &rules(), &mut |_| {}, &mut || {}).unwrap();
+        let t = train(customers(), &features(), Encoding::numeric(&features()), &opts(Some(3)), &rules(), &mut |_| {}, &mut || {}).unwrap();
         let good = t.model;
         assert_eq!(good.check(Some(3), Naming::Tables), Ok(()));
         type Damage = fn(&mut Model);
@@ -841,7 +1178,7 @@ mod tests {
         let raw: Vec<f64> = (0..50).flat_map(|i| [10.0, 10.0, i as f64]).collect();
         let mut cs = vec![mk(1, 20.0), mk(2, 30.0), mk(3, 25.0)];
         let rules = vec![Rule { segment: "Same".into(), action: "a".into(), r: (1, 5), f: (1, 5), m: (1, 5) }];
-        name_clusters(&mut cs, &raw, 3, &features(), &rules);
+        name_clusters(&mut cs, &raw, 3, &features(), &rules, None);
         let labels: Vec<&str> = cs.iter().map(|c| c.label.as_str()).collect();
         assert_eq!(labels, vec!["Same (low spend)", "Same (high spend)", "Same (mid spend)"]);
     }

@@ -2,7 +2,9 @@
 //! in any split and any order equal the serial state; quantiles equal a sort-based
 //! reference; assignment equals brute force after the stored preprocessing.
 
+use super::encode::Encoding;
 use super::model::{train, Assigner, Options, SelectK};
+use super::pca::Components;
 use super::quantile::{percentiles, BreaksState, IqrState};
 use super::rfm::{RfmCore, RfmLines};
 use super::rng::Rng;
@@ -137,15 +139,18 @@ fn assignment_equals_brute_force_on_random_models() {
             k_max: 2,
             select_k: SelectK::Silhouette,
             outliers,
-            log_features: if case % 2 == 0 { vec!["frequency".into(), "monetary".into()] } else { vec![] },
+            log_features: Some(if case % 2 == 0 { vec!["frequency".into(), "monetary".into()] } else { vec![] }),
             standardize: case % 4 != 3,
             n_init: 2,
             max_iter: 100,
             tolerance: 1e-4,
             seed: case,
             threads: 1,
+            // Every third case projects onto 2 principal components first.
+            pca: (case % 3 == 1).then_some(Components::Count(2)),
+            max_levels: 20,
         };
-        let m = train(raw, &features, &opts, &[], &mut |_| {}, &mut || {}).unwrap().model;
+        let m = train(raw, &features, Encoding::numeric(&features), &opts, &[], &mut |_| {}, &mut || {}).unwrap().model;
         for _ in 0..50 {
             let x = [rng.f64() * 900.0 - 100.0, rng.f64() * 60.0, rng.f64() * 20_000.0 - 1000.0];
             let s = &m.scaler;
@@ -158,6 +163,11 @@ fn assignment_equals_brute_force_on_random_models() {
                     (v - s.mean[j]) / s.scale[j]
                 })
                 .collect();
+            // Projection by hand: loadings times the centred row.
+            let z: Vec<f64> = match &m.pca {
+                Some(p) => p.components.iter().map(|w| (0..3).map(|j| w[j] * (z[j] - p.center[j])).sum()).collect(),
+                None => z,
+            };
             let brute = (0..m.clusters.len())
                 .map(|c| (c, z.iter().zip(&m.clusters[c].scaled).map(|(a, b)| (a - b) * (a - b)).sum::<f64>()))
                 .fold((0, f64::INFINITY), |best, (c, d)| if d < best.1 { (c, d) } else { best });

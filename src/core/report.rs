@@ -12,6 +12,21 @@ pub struct ReportInput<'a> {
     pub curve: &'a [KPoint],
     pub n_rows: i64,
     pub created_at: &'a str,
+    /// Clusters described by columns of a source (rfm_profile(model, source, columns)).
+    pub columns: &'a [ProfileRow],
+}
+
+/// One cluster's statistics of one source column: mean and median (numeric), or the most
+/// frequent levels and their shares (categorical).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProfileRow {
+    pub cluster: i32,
+    pub label: String,
+    pub column: String,
+    pub mean: Option<f64>,
+    pub median: Option<f64>,
+    pub levels: Vec<Option<String>>,
+    pub shares: Vec<f64>,
 }
 
 pub fn escape(s: &str) -> String {
@@ -183,14 +198,14 @@ pub fn html(r: &ReportInput<'_>) -> String {
     let labels: Vec<String> = m.clusters.iter().map(|c| c.label.clone()).collect();
     let total: f64 = m.clusters.iter().map(|c| c.size as f64).sum::<f64>().max(1.0);
     let shares: Vec<f64> = m.clusters.iter().map(|c| c.size as f64 / total).collect();
-    let money = m.features.iter().position(|f| f == "monetary");
+    let encoded = m.encoded();
+    let money = encoded.iter().position(|f| f == "monetary");
     let revenue: Option<Vec<f64>> = money.map(|j| {
         let sum: f64 = m.clusters.iter().map(|c| c.sum.get(j).copied().unwrap_or(0.0)).sum();
         m.clusters.iter().map(|c| c.sum.get(j).copied().unwrap_or(0.0) / if sum != 0.0 { sum } else { 1.0 }).collect()
     });
     // Profile: each feature's cluster means divided by the largest cluster mean.
-    let profile: Vec<(&str, Vec<f64>)> = m
-        .features
+    let profile: Vec<(&str, Vec<f64>)> = encoded
         .iter()
         .enumerate()
         .map(|(j, f)| {
@@ -235,7 +250,7 @@ pub fn html(r: &ReportInput<'_>) -> String {
     s.push_str("</div>");
 
     s.push_str("<table class=\"segments\"><thead><tr><th>#</th><th>segment</th><th>customers</th><th>share</th>");
-    for f in &m.features {
+    for f in &encoded {
         let _ = write!(s, "<th>mean {}</th>", escape(f));
     }
     if revenue.is_some() {
@@ -252,7 +267,7 @@ pub fn html(r: &ReportInput<'_>) -> String {
             c.size,
             shares[i] * 100.0
         );
-        for j in 0..m.features.len() {
+        for j in 0..encoded.len() {
             let _ = write!(s, "<td class=\"n\">{}</td>", fmt_num(c.mean.get(j).copied().unwrap_or(f64::NAN)));
         }
         if let Some(rev) = &revenue {
@@ -260,7 +275,30 @@ pub fn html(r: &ReportInput<'_>) -> String {
         }
         let _ = write!(s, "<td>{}</td></tr>", escape(&c.action));
     }
-    s.push_str("</tbody></table></body></html>\n");
+    s.push_str("</tbody></table>");
+    if !r.columns.is_empty() {
+        s.push_str("<h2>Segments by source columns</h2><table class=\"columns\"><thead><tr><th>#</th><th>segment</th><th>column</th><th>mean</th><th>median</th><th>most frequent</th></tr></thead><tbody>");
+        for p in r.columns {
+            let levels: Vec<String> = p
+                .levels
+                .iter()
+                .zip(&p.shares)
+                .map(|(l, sh)| format!("{} {:.0}%", escape(l.as_deref().unwrap_or("(null)")), sh * 100.0))
+                .collect();
+            let _ = write!(
+                s,
+                "<tr class=\"column\"><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                p.cluster,
+                escape(&p.label),
+                escape(&p.column),
+                p.mean.map_or(String::new(), fmt_num),
+                p.median.map_or(String::new(), fmt_num),
+                levels.join(", ")
+            );
+        }
+        s.push_str("</tbody></table>");
+    }
+    s.push_str("</body></html>\n");
     s
 }
 
@@ -284,6 +322,8 @@ mod tests {
         };
         Model {
             features: vec!["recency".into(), "frequency".into(), "monetary".into()],
+            encoding: vec![],
+            pca: None,
             scaler: Scaler {
                 outliers: Outliers::Keep,
                 lower: vec![f64::NEG_INFINITY; 3],
@@ -310,7 +350,7 @@ mod tests {
                 elapsed_ms: 1.0,
             })
             .collect();
-        let out = html(&ReportInput { name: "m<1>", version: 3, model: &m, curve: &curve, n_rows: 100, created_at: "today" });
+        let out = html(&ReportInput { name: "m<1>", version: 3, model: &m, curve: &curve, n_rows: 100, created_at: "today", columns: &[] });
         assert_eq!(out.matches("<svg").count(), 4);
         assert_eq!(out.matches("<tr class=\"segment\"").count(), 2);
         assert_eq!(out.matches("class=\"chosen\"").count(), 2, "k = 2 marked on both curves");
@@ -325,7 +365,7 @@ mod tests {
     #[test]
     fn empty_curve_still_renders() {
         let m = model();
-        let out = html(&ReportInput { name: "m", version: 1, model: &m, curve: &[], n_rows: 0, created_at: "" });
+        let out = html(&ReportInput { name: "m", version: 1, model: &m, curve: &[], n_rows: 0, created_at: "", columns: &[] });
         assert_eq!(out.matches("<svg").count(), 4);
         assert!(out.contains("no data"));
     }

@@ -84,6 +84,19 @@ impl Scaler {
     /// Fits on `raw` (n rows of `d`, original units). Returns the scaler and which rows
     /// training keeps (all of them unless `Outliers::Drop`).
     pub fn fit(raw: &[f64], d: usize, outliers: Outliers, log: Vec<bool>, standardize: bool) -> Result<(Scaler, Vec<bool>), CoreError> {
+        Scaler::fit_with(raw, d, outliers, log, standardize, &vec![false; d])
+    }
+
+    /// As `fit`, leaving the columns flagged in `unfenced` (the 0/1 columns of categorical
+    /// features) without IQR fences: a rare level's 1s are not outliers.
+    pub fn fit_with(
+        raw: &[f64],
+        d: usize,
+        outliers: Outliers,
+        log: Vec<bool>,
+        standardize: bool,
+        unfenced: &[bool],
+    ) -> Result<(Scaler, Vec<bool>), CoreError> {
         let n = raw.len() / d;
         if n == 0 {
             return Err(invalid("no rows to train on"));
@@ -91,7 +104,7 @@ impl Scaler {
         let (mut lower, mut upper) = (vec![f64::NEG_INFINITY; d], vec![f64::INFINITY; d]);
         if outliers != Outliers::Keep {
             let mut col = Vec::with_capacity(n);
-            for j in 0..d {
+            for j in (0..d).filter(|j| !unfenced.get(*j).copied().unwrap_or(false)) {
                 col.clear();
                 col.extend(raw.iter().skip(j).step_by(d));
                 if let Some(b) = IqrBounds::compute(&mut col, OUTLIER_K) {

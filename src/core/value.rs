@@ -5,16 +5,30 @@
 //! Layout: magic `RFMM`, format byte 1, then name, version, features, the scaler
 //! (outliers, fences, log flags, means, sds) and per cluster its number, label, action,
 //! size and centroid (scaled and original units). Strings and arrays carry a u64 length.
+//! Format 2 (models with categorical features or a PCA) adds, after the scaler, the
+//! encoding (per feature: kind 0 numeric or 1 categorical with its levels and grouped
+//! levels) and the PCA (a presence byte, then centre, components, ratios and variances).
+//! Models without either are written in format 1, as pg_rfm 0.4.0 wrote them.
 
 use serde_json::{json, Value};
 
 use super::codec::{Reader, Writer};
+use super::encode::Column;
 use super::error::{CoreError, Kind};
 use super::model::{Cluster, Model, Naming};
+use super::pca::Pca;
 use super::scale::{Outliers, Scaler};
 
 const MAGIC: &[u8; 4] = b"RFMM";
 const FORMAT: u8 = 1;
+const FORMAT_EXTENDED: u8 = 2;
+
+fn strings(w: &mut Writer, v: &[String]) {
+    w.u64(v.len() as u64);
+    for s in v {
+        w.bytes(s.as_bytes());
+    }
+}
 
 /// A model version as a value.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,8 +56,9 @@ impl ModelValue {
         let m = &self.model;
         let s = &m.scaler;
         let mut w = Writer::with_capacity(256 + m.clusters.len() * 64 * (m.features.len() + 1));
+        let extended = !m.encoding.is_empty() || m.pca.is_some();
         w.buf.extend_from_slice(MAGIC);
-        w.u8(FORMAT);
+        w.u8(if extended { FORMAT_EXTENDED } else { FORMAT });
         w.bytes(self.name.as_bytes());
         w.i64(self.version as i64);
         w.u64(m.features.len() as u64);
@@ -56,6 +71,36 @@ impl ModelValue {
         w.bytes(&s.log.iter().map(|l| *l as u8).collect::<Vec<u8>>());
         w.f64s(&s.mean);
         w.f64s(&s.scale);
+        if extended {
+            w.u64(m.encoding.len() as u64);
+            for c in &m.encoding {
+                match c {
+                    Column::Numeric { feature } => {
+                        w.u8(0);
+                        w.bytes(feature.as_bytes());
+                    }
+                    Column::Categorical { feature, levels, other } => {
+                        w.u8(1);
+                        w.bytes(feature.as_bytes());
+                        strings(&mut w, levels);
+                        strings(&mut w, other);
+                    }
+                }
+            }
+            match &m.pca {
+                None => w.u8(0),
+                Some(p) => {
+                    w.u8(1);
+                    w.f64s(&p.center);
+                    w.u64(p.components.len() as u64);
+                    for c in &p.components {
+                        w.f64s(c);
+                    }
+                    w.f64s(&p.variance_ratio);
+                    w.f64s(&p.variance);
+                }
+            }
+        }
         w.u64(m.clusters.len() as u64);
         for c in &m.clusters {
             w.i64(c.cluster as i64);
@@ -75,9 +120,10 @@ impl ModelValue {
         if buf.len() < 5 || &buf[..4] != MAGIC {
             return Err(damaged("it does not start with the rfm_model signature"));
         }
-        if buf[4] != FORMAT {
-            return Err(damaged(format!("format {} is not one this version of pg_rfm reads (1)", buf[4])));
+        if buf[4] != FORMAT && buf[4] != FORMAT_EXTENDED {
+            return Err(damaged(format!("format {} is not one this version of pg_rfm reads (1 or 2)", buf[4])));
         }
+        let extended = buf[4] == FORMAT_EXTENDED;
         let mut r = Reader::new(&buf[5..]);
         let name = text(r.bytes().map_err(truncated)?, "the name")?;
         let version = r.i64().map_err(truncated)?;
@@ -101,6 +147,42 @@ impl ModelValue {
         let log: Vec<bool> = r.bytes().map_err(truncated)?.iter().map(|b| *b != 0).collect();
         let mean = r.f64s().map_err(truncated)?;
         let scale = r.f64s().map_err(truncated)?;
+        let mut encoding = Vec::new();
+        let mut pca = None;
+        if extended {
+            let count = |r: &mut Reader<'_>| -> Result<u64, CoreError> {
+                let n = r.u64().map_err(truncated)?;
+                if n > buf.len() as u64 {
+                    return Err(damaged("it is truncated or has an impossible length"));
+                }
+                Ok(n)
+            };
+            let list = |r: &mut Reader<'_>, what: &str| -> Result<Vec<String>, CoreError> {
+                let n = count(r)?;
+                (0..n).map(|_| text(r.bytes().map_err(truncated)?, what)).collect()
+            };
+            for _ in 0..count(&mut r)? {
+                let kind = r.u8().map_err(truncated)?;
+                let feature = text(r.bytes().map_err(truncated)?, "a feature name")?;
+                encoding.push(match kind {
+                    0 => Column::Numeric { feature },
+                    1 => Column::Categorical { feature, levels: list(&mut r, "a level")?, other: list(&mut r, "a level")? },
+                    x => return Err(damaged(format!("feature kind {x} is unknown"))),
+                });
+            }
+            match r.u8().map_err(truncated)? {
+                0 => {}
+                1 => {
+                    let center = r.f64s().map_err(truncated)?;
+                    let p = count(&mut r)?;
+                    let components = (0..p).map(|_| r.f64s().map_err(truncated)).collect::<Result<Vec<_>, _>>()?;
+                    let variance_ratio = r.f64s().map_err(truncated)?;
+                    let variance = r.f64s().map_err(truncated)?;
+                    pca = Some(Pca { center, components, variance_ratio, variance });
+                }
+                x => return Err(damaged(format!("PCA marker {x} is unknown"))),
+            }
+        }
         let k = r.u64().map_err(truncated)?;
         if k > buf.len() as u64 {
             return Err(damaged("it is truncated or has an impossible length"));
@@ -117,7 +199,7 @@ impl ModelValue {
             clusters.push(Cluster { cluster, label, action, scaled, original, size, mean: vec![], median: vec![], sum: vec![] });
         }
         r.finish().map_err(|_| damaged("it has bytes after the last cluster"))?;
-        let model = Model { features, scaler: Scaler { outliers, lower, upper, log, mean, scale }, clusters };
+        let model = Model { features, encoding, scaler: Scaler { outliers, lower, upper, log, mean, scale }, pca, clusters };
         model.check(None, Naming::Document).map_err(damaged)?;
         Ok(ModelValue { name, version, model })
     }
@@ -129,10 +211,11 @@ impl ModelValue {
         let s = &m.scaler;
         // JSON has no infinity: a missing fence is null, as in exported documents.
         let fence = |v: &[f64]| -> Vec<Option<f64>> { v.iter().map(|x| x.is_finite().then_some(*x)).collect() };
-        let log_features: Vec<&String> = m.features.iter().zip(&s.log).filter(|(_, l)| **l).map(|(f, _)| f).collect();
-        json!({
+        let log_features: Vec<String> = m.encoded().into_iter().zip(&s.log).filter(|(_, l)| **l).map(|(f, _)| f).collect();
+        let extended = !m.encoding.is_empty() || m.pca.is_some();
+        let mut doc = json!({
             "format": super::document::FORMAT,
-            "format_version": super::document::FORMAT_VERSION,
+            "format_version": if extended { super::document::FORMAT_VERSION_EXTENDED } else { super::document::FORMAT_VERSION },
             "model": self.name,
             "version": self.version,
             "features": m.features,
@@ -150,7 +233,12 @@ impl ModelValue {
                 "cluster": c.cluster, "label": c.label, "action": c.action, "size": c.size,
                 "scaled": c.scaled, "original": c.original,
             })).collect::<Vec<_>>(),
-        })
+        });
+        if extended {
+            doc["encoding"] = json!(m.encoding);
+            doc["pca"] = json!(m.pca);
+        }
+        doc
     }
 }
 
@@ -176,6 +264,8 @@ mod tests {
             version: 3,
             model: Model {
                 features: vec!["recency".into(), "frequency".into()],
+                encoding: vec![],
+                pca: None,
                 scaler: Scaler {
                     outliers: Outliers::Clip,
                     lower: vec![-1.5, f64::NEG_INFINITY],
@@ -227,6 +317,6 @@ mod tests {
         let mut b = bytes.clone();
         b.push(0);
         assert_eq!(ModelValue::decode(&b).unwrap_err().message, "the rfm_model value is damaged: it has bytes after the last cluster");
-        assert!(ModelValue::decode(b"RFMM\x02").unwrap_err().message.contains("format 2"));
+        assert!(ModelValue::decode(b"RFMM\x03").unwrap_err().message.contains("format 3"));
     }
 }

@@ -7,10 +7,13 @@ use pgrx::pg_sys::{self, Datum};
 use pgrx::PgSqlErrorCode;
 use rustc_hash::FxHashMap;
 
-use super::call::{text_datum, Args, Call};
+use serde_json::Value;
+
+use super::call::{f64_array_datum, f64_datum, text_datum, Args, Call, Composite};
 use super::error::{invalid, OrRaise, PgError};
 use super::spi::Statement;
 use super::store;
+use crate::core::encode::{Input, Kind};
 use crate::core::error::{show, sql_array};
 use crate::core::lru::Lru;
 use crate::core::model::{Assigner, Model};
@@ -41,9 +44,14 @@ pub struct Loaded {
     pub version: i32,
     assigner: Assigner,
     features: Vec<String>,
+    /// Names of the encoded columns, and of the dimensions `rfm_explain` reports.
+    encoded: Vec<String>,
+    space: Vec<String>,
+    kinds: Vec<Kind>,
     /// Where recency, frequency and monetary go in the model's feature order.
     rfm: Option<[usize; 3]>,
     clusters: Vec<i32>,
+    label_text: Vec<String>,
     actions: Vec<String>,
     labels: Labels,
 }
@@ -65,7 +73,7 @@ impl Loaded {
         pgrx::debug1!("{}: loaded model \"{name}\" version {version}", args.name);
         let pos = |f: &str| model.features.iter().position(|x| x == f);
         let rfm = match (pos("recency"), pos("frequency"), pos("monetary"), model.features.len()) {
-            (Some(r), Some(f), Some(m), 3) => Some([r, f, m]),
+            (Some(r), Some(f), Some(m), 3) if model.is_numeric() => Some([r, f, m]),
             _ => None,
         };
         // SAFETY: fn_mcxt lives for the query; the datums are freed by `Labels` at the latest
@@ -80,8 +88,12 @@ impl Loaded {
             name,
             version,
             assigner: Assigner::new(&model),
+            encoded: model.encoded(),
+            space: model.space(),
+            kinds: model.encoding().columns.iter().map(|c| c.kind()).collect(),
             rfm,
             clusters: model.clusters.iter().map(|c| c.cluster).collect(),
+            label_text: model.clusters.iter().map(|c| c.label.clone()).collect(),
             actions: model.clusters.iter().map(|c| c.action.clone()).collect(),
             features: model.features,
             labels: Labels(labels),
@@ -122,6 +134,8 @@ struct ModelCache {
     /// left the LRU comes back as the same version.
     versions: FxHashMap<Box<[u8]>, i32>,
     row: Vec<f64>,
+    /// The result type of rfm_explain.
+    result: Option<Composite>,
 }
 
 impl ModelCache {
@@ -132,18 +146,81 @@ impl ModelCache {
             values: ValueCache::default(),
             versions: FxHashMap::default(),
             row: Vec::new(),
+            result: None,
         }
     }
 }
 
-/// The assigned cluster's label datum and number; None for a NULL feature value. The first
-/// argument is a model name, or (`by_value`) an `rfm_model` value.
-fn assign(call: &mut Call<'_>, by_value: bool) -> Option<(Datum, i32)> {
+/// How a call passes the row: recency, frequency and monetary; a float8[] in the model's
+/// feature order; or a jsonb object keyed by feature name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Rfm,
+    Array,
+    Json,
+}
+
+impl Form {
+    fn of(args: &Args<'_>, json: bool) -> Form {
+        match (json, args.nargs()) {
+            (true, _) => Form::Json,
+            (false, 4) => Form::Rfm,
+            _ => Form::Array,
+        }
+    }
+}
+
+/// A jsonb value as the text of a categorical feature, or None for JSON null.
+fn json_text(what: &str, feature: &str, v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => invalid(format!("{what}: feature \"{feature}\" must be text, a boolean or a number, got {}", json_kind(v))),
+    }
+}
+
+/// A jsonb value as the number of a numeric feature, or None for JSON null.
+fn json_number(what: &str, feature: &str, v: &Value) -> Option<f64> {
+    match v {
+        Value::Null => None,
+        Value::Number(n) => n.as_f64(),
+        // to_jsonb writes NaN and infinities of float8 columns as strings.
+        Value::String(s) => Some(
+            s.trim()
+                .parse::<f64>()
+                .unwrap_or_else(|_| invalid(format!("{what}: feature \"{feature}\" must be a number, got the string \"{s}\""))),
+        ),
+        _ => invalid(format!("{what}: feature \"{feature}\" must be a number, got {}", json_kind(v))),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Loads the model of this call (a name, or with `by_value` an `rfm_model` value), reads the
+/// row in its `form`, encodes it and hands both to `f`; None for a NULL feature value.
+fn with_row<R>(
+    call: &mut Call<'_>,
+    by_value: bool,
+    json: bool,
+    f: impl FnOnce(&Loaded, &mut Vec<f64>, &mut Option<Composite>) -> R,
+) -> Option<R> {
     let args = call.args();
     let what = args.name;
+    let form = Form::of(&args, json);
     let key = args.bytes(0)?;
     let cache = call.cache(|_| ModelCache::new());
-    let ModelCache { statement, models, values, versions, row } = cache;
+    let ModelCache { statement, models, values, versions, row, result } = cache;
     let m = if by_value {
         values.get(args, key)
     } else {
@@ -171,46 +248,139 @@ fn assign(call: &mut Call<'_>, by_value: bool) -> Option<(Datum, i32)> {
         })
     };
     row.clear();
-    if args.nargs() == 4 {
-        let Some([r, f, mo]) = m.rfm else {
-            PgError::new(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("{what}: model \"{}\" was not trained on recency, frequency and monetary", m.name),
-            )
-            .detail(format!("Its features are {}.", sql_array(&m.features)))
-            .hint(format!("Pass the values as an array in that order: {what}(model, ARRAY[...])."))
-            .raise();
-        };
-        row.resize(3, 0.0);
-        for (slot, arg) in [(r, 1), (f, 2), (mo, 3)] {
-            row[slot] = args.f64(arg)?;
+    match form {
+        Form::Rfm => {
+            let Some([r, f, mo]) = m.rfm else {
+                PgError::new(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("{what}: model \"{}\" was not trained on recency, frequency and monetary", m.name),
+                )
+                .detail(format!("Its features are {}.", sql_array(&m.features)))
+                .hint(if m.assigner.is_numeric() {
+                    format!(
+                        "Pass the values as an array in that order: {what}(model, ARRAY[...]), or as jsonb: {what}(model, to_jsonb(row))."
+                    )
+                } else {
+                    format!("Pass the row as jsonb keyed by feature name: {what}(model, to_jsonb(row)).")
+                })
+                .raise();
+            };
+            row.resize(3, 0.0);
+            for (slot, arg) in [(r, 1), (f, 2), (mo, 3)] {
+                row[slot] = args.f64(arg)?;
+            }
         }
-    } else {
-        let values = args.f64_array(1)?;
-        if values.len() != m.features.len() {
-            PgError::new(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("{what}: model \"{}\" has {} features, got an array of {} values", m.name, m.features.len(), values.len()),
-            )
-            .detail(format!("Its features are {}.", sql_array(&m.features)))
-            .hint("Pass one value per feature, in the model's feature order.")
-            .raise();
+        Form::Array => {
+            if !m.assigner.is_numeric() {
+                PgError::new(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("{what}: model \"{}\" has categorical features, which a float8[] cannot hold", m.name),
+                )
+                .detail(format!("Its features are {}.", sql_array(&m.features)))
+                .hint(format!("Pass the row as jsonb keyed by feature name: {what}(model, to_jsonb(row)) or jsonb_build_object(...)."))
+                .raise();
+            }
+            let values = args.f64_array(1)?;
+            if values.len() != m.features.len() {
+                PgError::new(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("{what}: model \"{}\" has {} features, got an array of {} values", m.name, m.features.len(), values.len()),
+                )
+                .detail(format!("Its features are {}.", sql_array(&m.features)))
+                .hint("Pass one value per feature, in the model's feature order.")
+                .raise();
+            }
+            for v in values {
+                row.push(v?);
+            }
         }
-        for v in values {
-            row.push(v?);
+        Form::Json => {
+            let doc = args.jsonb(1)?;
+            let Value::Object(obj) = &doc else {
+                invalid(format!("{what}: the row must be a jsonb object keyed by feature name, got {}", json_kind(&doc)));
+            };
+            let mut texts: Vec<Option<String>> = Vec::with_capacity(m.features.len());
+            let mut numbers: Vec<f64> = Vec::with_capacity(m.features.len());
+            for (f, kind) in m.features.iter().zip(&m.kinds) {
+                let v = obj.get(f.as_str()).unwrap_or(&Value::Null);
+                match kind {
+                    Kind::Numeric => {
+                        numbers.push(json_number(what, f, v)?);
+                        texts.push(None);
+                    }
+                    Kind::Categorical => {
+                        numbers.push(0.0);
+                        texts.push(Some(json_text(what, f, v)?));
+                    }
+                }
+            }
+            let inputs: Vec<Input<'_>> = numbers
+                .iter()
+                .zip(&texts)
+                .map(|(x, t)| match t {
+                    Some(t) => Input::Cat(t),
+                    None => Input::Num(*x),
+                })
+                .collect();
+            m.assigner.encode(&inputs, row).or_raise(what);
         }
     }
     if let Some((j, v)) = row.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        invalid(format!("{what}: {} must be a finite number, got {}", m.features[j], show(*v)));
+        invalid(format!("{what}: {} must be a finite number, got {}", m.encoded[j], show(*v)));
     }
-    let i = m.assigner.assign(row).or_raise(what);
-    Some((m.labels.0[i], m.clusters[i]))
+    Some(f(m, row, result))
+}
+
+/// The assigned cluster's label datum and number; None for a NULL feature value.
+fn assign(call: &mut Call<'_>, by_value: bool, json: bool) -> Option<(Datum, i32)> {
+    let what = call.name;
+    with_row(call, by_value, json, |m, row, _| {
+        let i = m.assigner.assign(row).or_raise(what);
+        (m.labels.0[i], m.clusters[i])
+    })
+}
+
+/// Attribute types of `rfm_explanation`.
+const EXPLANATION: [pg_sys::Oid; 9] = [
+    pg_sys::INT4OID,
+    pg_sys::TEXTOID,
+    pg_sys::FLOAT8OID,
+    pg_sys::INT4OID,
+    pg_sys::TEXTOID,
+    pg_sys::FLOAT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::TEXTARRAYOID,
+    pg_sys::FLOAT8ARRAYOID,
+];
+
+/// rfm_explain: the nearest and the runner-up cluster, the margin and each dimension's share.
+fn explain(call: &mut Call<'_>, by_value: bool, json: bool) -> Option<Datum> {
+    let args = call.args();
+    let what = call.name;
+    with_row(call, by_value, json, |m, row, result| {
+        let e = m.assigner.explain(row).or_raise(what);
+        let result = result.get_or_insert_with(|| Composite::for_result(args, &EXPLANATION));
+        result.form(
+            what,
+            &[
+                Some(Datum::from(m.clusters[e.best])),
+                Some(text_datum(&m.label_text[e.best])),
+                Some(f64_datum(e.distance)),
+                Some(Datum::from(m.clusters[e.second])),
+                Some(text_datum(&m.label_text[e.second])),
+                Some(f64_datum(e.second_distance)),
+                Some(f64_datum(e.second_distance - e.distance)),
+                pgrx::IntoDatum::into_datum(m.space.clone()),
+                Some(f64_array_datum(&e.shares)),
+            ],
+        )
+    })
 }
 
 pg_v1! {
     // rfm_segment(model, recency, frequency, monetary) and rfm_segment(model, features[])
     fn rfm_segment(call: "rfm_segment") -> Datum {
-        match assign(&mut call, false) {
+        match assign(&mut call, false, false) {
             Some((label, _)) => label,
             None => call.return_null(),
         }
@@ -218,7 +388,7 @@ pg_v1! {
 
     // rfm_cluster(model, recency, frequency, monetary) and rfm_cluster(model, features[])
     fn rfm_cluster(call: "rfm_cluster") -> Datum {
-        match assign(&mut call, false) {
+        match assign(&mut call, false, false) {
             Some((_, cluster)) => Datum::from(cluster),
             None => call.return_null(),
         }
@@ -226,7 +396,7 @@ pg_v1! {
 
     // rfm_segment(m rfm_model, recency, frequency, monetary) and rfm_segment(m rfm_model, features[])
     fn rfm_segment_value(call: "rfm_segment") -> Datum {
-        match assign(&mut call, true) {
+        match assign(&mut call, true, false) {
             Some((label, _)) => label,
             None => call.return_null(),
         }
@@ -234,9 +404,60 @@ pg_v1! {
 
     // rfm_cluster(m rfm_model, recency, frequency, monetary) and rfm_cluster(m rfm_model, features[])
     fn rfm_cluster_value(call: "rfm_cluster") -> Datum {
-        match assign(&mut call, true) {
+        match assign(&mut call, true, false) {
             Some((_, cluster)) => Datum::from(cluster),
             None => call.return_null(),
         }
+    }
+
+    // rfm_segment(model, row jsonb)
+    fn rfm_segment_jsonb(call: "rfm_segment") -> Datum {
+        match assign(&mut call, false, true) {
+            Some((label, _)) => label,
+            None => call.return_null(),
+        }
+    }
+
+    // rfm_cluster(model, row jsonb)
+    fn rfm_cluster_jsonb(call: "rfm_cluster") -> Datum {
+        match assign(&mut call, false, true) {
+            Some((_, cluster)) => Datum::from(cluster),
+            None => call.return_null(),
+        }
+    }
+
+    // rfm_segment(m rfm_model, row jsonb)
+    fn rfm_segment_value_jsonb(call: "rfm_segment") -> Datum {
+        match assign(&mut call, true, true) {
+            Some((label, _)) => label,
+            None => call.return_null(),
+        }
+    }
+
+    // rfm_cluster(m rfm_model, row jsonb)
+    fn rfm_cluster_value_jsonb(call: "rfm_cluster") -> Datum {
+        match assign(&mut call, true, true) {
+            Some((_, cluster)) => Datum::from(cluster),
+            None => call.return_null(),
+        }
+    }
+
+    // rfm_explain(model, recency, frequency, monetary) and rfm_explain(model, features[])
+    fn rfm_explain(call: "rfm_explain") -> Datum {
+        explain(&mut call, false, false).unwrap_or_else(|| call.return_null())
+    }
+
+    // rfm_explain(model, row jsonb)
+    fn rfm_explain_jsonb(call: "rfm_explain") -> Datum {
+        explain(&mut call, false, true).unwrap_or_else(|| call.return_null())
+    }
+
+    // rfm_explain(m rfm_model, ...) in the forms above
+    fn rfm_explain_value(call: "rfm_explain") -> Datum {
+        explain(&mut call, true, false).unwrap_or_else(|| call.return_null())
+    }
+
+    fn rfm_explain_value_jsonb(call: "rfm_explain") -> Datum {
+        explain(&mut call, true, true).unwrap_or_else(|| call.return_null())
     }
 }

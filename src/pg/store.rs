@@ -134,7 +134,9 @@ fn insert_rows(client: &mut pgrx::spi::SpiClient<'_>, schema: &str, table: &str,
 pub fn store(args: Args<'_>, v: &Version<'_>) -> i32 {
     let schema = schema_prefix(args);
     let s = &v.model.scaler;
-    let log_features: Vec<&String> = v.model.features.iter().zip(&s.log).filter(|(_, l)| **l).map(|(f, _)| f).collect();
+    let encoded = v.model.encoded();
+    let log_features: Vec<&String> = encoded.iter().zip(&s.log).filter(|(_, l)| **l).map(|(f, _)| f).collect();
+    let pca = v.model.pca.as_ref();
     let finite = |x: &[f64]| -> Vec<Option<f64>> { x.iter().map(|v| v.is_finite().then_some(*v)).collect() };
     let result: SpiResult<i32> = Spi::connect_mut(|client| {
         client.update(
@@ -164,15 +166,20 @@ pub fn store(args: Args<'_>, v: &Version<'_>) -> i32 {
             "inertia": v.metrics.inertia, "silhouette": v.metrics.silhouette,
             "davies_bouldin": v.metrics.davies_bouldin, "calinski_harabasz": v.metrics.calinski_harabasz,
             "options": v.options, "elapsed_ms": v.elapsed_ms,
+            "encoded_features": encoded, "encoding": v.model.encoding,
+            "pca_center": pca.map(|p| &p.center), "pca_components": pca.map(|p| &p.components),
+            "pca_variance_ratio": pca.map(|p| &p.variance_ratio), "pca_variance": pca.map(|p| &p.variance),
         });
         client.update(
             format!(
                 "INSERT INTO {schema}.rfm_models (model, version, active, features, k, n_rows, n_skipped, source,
                      outliers, lower_fence, upper_fence, log_features, scale_mean, scale_sd, inertia, silhouette,
-                     davies_bouldin, calinski_harabasz, options, elapsed_ms)
+                     davies_bouldin, calinski_harabasz, options, elapsed_ms, encoded_features, encoding,
+                     pca_center, pca_components, pca_variance_ratio, pca_variance)
                  SELECT model, version, active, features, k, n_rows, n_skipped, source, outliers, lower_fence,
                      upper_fence, log_features, scale_mean, scale_sd, inertia, silhouette, davies_bouldin,
-                     calinski_harabasz, options, elapsed_ms
+                     calinski_harabasz, options, elapsed_ms, encoded_features, encoding,
+                     pca_center, pca_components, pca_variance_ratio, pca_variance
                  FROM pg_catalog.jsonb_populate_record(NULL::{schema}.rfm_models, $1::jsonb)"
             )
             .as_str(),

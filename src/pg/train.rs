@@ -12,8 +12,10 @@ use super::error::{invalid, null_not_allowed, OrRaise, PgError};
 use super::store::{self, Version};
 use super::{rules, source};
 use crate::core::document::Document;
+use crate::core::encode::{self, Column, Encoding, Kind};
 use crate::core::metrics::Metrics;
 use crate::core::model::{self, KPoint, Options, SelectK};
+use crate::core::pca::Components;
 use crate::core::scale::Outliers;
 
 /// Attribute types of `rfm_train_result`, and the columns of `rfm_k_search` and `rfm_evaluate`.
@@ -63,7 +65,8 @@ fn count(args: &Args<'_>, v: Option<i32>, what: &str) -> usize {
 }
 
 /// Options shared by rfm_train (from argument `first`) and rfm_k_search.
-/// Layout: k_min, k_max, [select_k], outliers, log_features, standardize, n_init, max_iter, tolerance, seed.
+/// Layout: k_min, k_max, [select_k], outliers, log_features, standardize, n_init, max_iter, tolerance, seed,
+/// pca, pca_variance, max_levels.
 fn options(args: &Args<'_>, k: Option<usize>, first: usize, with_select: bool) -> Options {
     let mut i = first;
     let mut next = || {
@@ -76,23 +79,43 @@ fn options(args: &Args<'_>, k: Option<usize>, first: usize, with_select: bool) -
     let select_k =
         if with_select { SelectK::parse(&required(args, args.text(next()), "select_k")).or_raise(what) } else { SelectK::Silhouette };
     let outliers = Outliers::parse(&required(args, args.text(next()), "outliers")).or_raise(what);
-    let log_features = required(args, args.text_array(next(), "log_features"), "log_features");
+    let log_features = args.text_array(next(), "log_features");
     let standardize = required(args, args.bool(next()), "standardize");
     let n_init = count(args, args.i32(next()), "n_init");
     let max_iter = count(args, args.i32(next()), "max_iter");
     let tolerance = required(args, args.f64(next()), "tolerance");
     let seed = required(args, args.i64(next()), "seed") as u64;
+    let pca_count = args.i32(next());
+    let pca_variance = args.f64(next());
+    let pca = match (pca_count, pca_variance) {
+        (Some(_), Some(_)) => invalid(format!("{what}: pass pca or pca_variance, not both")),
+        (Some(n), None) => Some(Components::Count(
+            usize::try_from(n).ok().filter(|n| *n > 0).unwrap_or_else(|| invalid(format!("{what}: pca must be at least 1, got {n}"))),
+        )),
+        (None, Some(v)) => Some(Components::Variance(v)),
+        (None, None) => None,
+    };
+    let max_levels = count(args, args.i32(next()), "max_levels");
     let threads = super::gucs::threads();
-    Options { k, k_min, k_max, select_k, outliers, log_features, standardize, n_init, max_iter, tolerance, seed, threads }
+    Options { k, k_min, k_max, select_k, outliers, log_features, standardize, n_init, max_iter, tolerance, seed, threads, pca, max_levels }
 }
 
-fn options_json(o: &Options) -> Value {
-    json!({
+fn options_json(o: &Options, enc: &Encoding) -> Value {
+    let mut v = json!({
         "k": o.k, "k_min": o.k_min, "k_max": o.k_max,
         "select_k": match o.select_k { SelectK::Silhouette => "silhouette", SelectK::Elbow => "elbow" },
-        "outliers": o.outliers.name(), "log_features": o.log_features, "standardize": o.standardize,
+        "outliers": o.outliers.name(), "log_features": o.log_features(enc), "standardize": o.standardize,
         "n_init": o.n_init, "max_iter": o.max_iter, "tolerance": o.tolerance, "seed": o.seed as i64,
-    })
+    });
+    match o.pca {
+        Some(Components::Count(n)) => v["pca"] = json!(n),
+        Some(Components::Variance(x)) => v["pca_variance"] = json!(x),
+        None => {}
+    }
+    if !enc.is_numeric() {
+        v["max_levels"] = json!(o.max_levels);
+    }
+    v
 }
 
 fn features_arg(args: &Args<'_>, i: usize) -> Vec<String> {
@@ -103,6 +126,24 @@ fn features_arg(args: &Args<'_>, i: usize) -> Vec<String> {
     f
 }
 
+/// Fits the encoding of the features (one-hot for categorical ones) and encodes the rows.
+fn encode(args: &Args<'_>, features: &[String], rows: source::Rows, opts: &Options) -> (Encoding, Vec<f64>) {
+    let encoding = rows.table.fit(features, opts.max_levels).or_raise(args.name);
+    opts.validate_with(features, Some(&encoding)).or_raise(args.name);
+    for c in &encoding.columns {
+        if let Column::Categorical { feature, levels, other } = c {
+            notice(format!(
+                "{}: {feature}: {} levels{}",
+                args.name,
+                levels.len(),
+                if other.is_empty() { String::new() } else { format!(", {} rarer ones grouped as {}", other.len(), encode::OTHER) }
+            ));
+        }
+    }
+    let data = rows.table.encode(&encoding).or_raise(args.name);
+    (encoding, data)
+}
+
 fn model_name(args: &Args<'_>, i: usize) -> String {
     let name = required(args, args.text(i), "model");
     if name.trim().is_empty() || name.len() > 200 {
@@ -111,14 +152,14 @@ fn model_name(args: &Args<'_>, i: usize) -> String {
     name
 }
 
-fn read_rows(args: &Args<'_>, i: usize, features: &[String]) -> source::Rows {
+fn read_rows(args: &Args<'_>, i: usize, features: &[String], expect: Option<&[Kind]>) -> source::Rows {
     let what = args.name;
     let oid = required(args, args.oid(i), "source");
-    let rows = source::read(what, oid, features, &mut check);
+    let rows = source::read(what, oid, features, expect, &mut check);
     if rows.skipped > 0 {
         notice(format!("{what}: skipped {} rows of {} with a NULL, NaN or infinite feature", rows.skipped, rows.relation));
     }
-    if rows.data.is_empty() {
+    if rows.table.rows() == 0 {
         invalid(format!("{what}: {} has no rows with finite values of all features", rows.relation));
     }
     rows
@@ -156,15 +197,17 @@ pg_v1! {
         });
         let features = features_arg(&args, 3);
         let opts = options(&args, k, 4, true);
-        opts.validate(&features).or_raise(what);
+        opts.validate_with(&features, None).or_raise(what);
         store::check_can_store(args);
         let rules = rules::load(args);
-        let rows = read_rows(&args, 1, &features);
+        let rows = read_rows(&args, 1, &features, None);
+        let (relation, skipped) = (rows.relation.clone(), rows.skipped);
+        let (encoding, data) = encode(&args, &features, rows, &opts);
         notice(format!(
-            "{what}: {} rows of {}, {} features, k {}",
-            rows.data.len() / features.len(),
-            rows.relation,
+            "{what}: {} rows of {relation}, {} features{}, k {}",
+            data.len() / encoding.width(),
             features.len(),
+            if encoding.is_numeric() { String::new() } else { format!(" ({} encoded columns)", encoding.width()) },
             k.map_or(format!("{}..{} by {}", opts.k_min, opts.k_max, if opts.select_k == SelectK::Elbow { "elbow" } else { "silhouette" }), |k| k.to_string())
         ));
         let mut progress = |p: &KPoint| {
@@ -173,17 +216,25 @@ pg_v1! {
                 p.k, p.inertia, fmt_opt(p.silhouette), p.iterations, p.elapsed_ms
             ))
         };
-        let t = model::train(rows.data, &features, &opts, &rules, &mut progress, &mut check).or_raise(what);
+        let options = options_json(&opts, &encoding);
+        let t = model::train(data, &features, encoding, &opts, &rules, &mut progress, &mut check).or_raise(what);
+        if let Some(p) = &t.model.pca {
+            notice(format!(
+                "{what}: {} principal components explain {:.1}% of the variance",
+                p.dims(),
+                100.0 * p.variance_ratio.iter().sum::<f64>()
+            ));
+        }
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let chosen_k = t.model.clusters.len();
         let version = store::store(args, &Version {
             name: &name,
             model: &t.model,
             n_rows: t.n_rows as i64,
-            n_skipped: rows.skipped as i64,
-            source: Some(&rows.relation),
+            n_skipped: skipped as i64,
+            source: Some(&relation),
             metrics: &t.metrics,
-            options: options_json(&opts),
+            options,
             curve: &t.curve,
             chosen_k,
             elapsed_ms,
@@ -197,9 +248,10 @@ pg_v1! {
         let args = call.args();
         let features = features_arg(&args, 1);
         let opts = options(&args, None, 2, false);
-        opts.validate(&features).or_raise(args.name);
-        let rows = read_rows(&args, 0, &features);
-        let t = model::train(rows.data, &features, &opts, &[], &mut |_| {}, &mut check).or_raise(args.name);
+        opts.validate_with(&features, None).or_raise(args.name);
+        let rows = read_rows(&args, 0, &features, None);
+        let (encoding, data) = encode(&args, &features, rows, &opts);
+        let t = model::train(data, &features, encoding, &opts, &[], &mut |_| {}, &mut check).or_raise(args.name);
         let out: Vec<Vec<Option<Datum>>> = t
             .curve
             .iter()
@@ -224,14 +276,18 @@ pg_v1! {
         let name = model_name(&args, 0);
         let stored = store::load(args, &name, None);
         let model = stored.model();
-        let rows = read_rows(&args, 1, &model.features);
+        let encoding = model.encoding();
+        let kinds: Vec<Kind> = encoding.columns.iter().map(|c| c.kind()).collect();
+        let rows = read_rows(&args, 1, &model.features, Some(&kinds));
+        let skipped = rows.skipped;
+        let data = rows.table.encode(&encoding).or_raise(args.name);
         let seed = 42;
-        let (n, m) = model::evaluate(&model, rows.data, seed, &mut check).or_raise(args.name);
+        let (n, m) = model::evaluate(&model, data, seed, &mut check).or_raise(args.name);
         materialize(args, &EVALUATE, &[vec![
             Some(text_datum(&name)),
             Some(Datum::from(stored.version)),
             Some(Datum::from(n as i64)),
-            Some(Datum::from(rows.skipped as i64)),
+            Some(Datum::from(skipped as i64)),
             Some(f64_datum(m.inertia)),
             m.silhouette.map(f64_datum),
             m.davies_bouldin.map(f64_datum),

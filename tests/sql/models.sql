@@ -175,8 +175,8 @@ SELECT count(*) AS leftovers FROM rfm_centroids WHERE model = 'shop_copy';
 ------------------------------------------------------------------------------
 -- Bad input
 ------------------------------------------------------------------------------
-CREATE TABLE words (recency text, frequency float8, monetary float8);
-INSERT INTO words VALUES ('x', 1, 1);
+CREATE TABLE words (recency date, frequency float8, monetary float8);
+INSERT INTO words VALUES ('2024-01-01', 1, 1);
 CREATE TABLE nothing (recency float8, frequency float8, monetary float8);
 CREATE TABLE nulls AS SELECT NULL::float8 AS recency, 1::float8 AS frequency, 'NaN'::float8 AS monetary;
 CREATE SEQUENCE a_sequence;
@@ -228,7 +228,7 @@ SELECT q, try_sql(q) AS outcome FROM (VALUES
     ($$SELECT rfm_activate('auto', 99)$$),
     ($$SELECT rfm_model_import('{"format": "something else"}')$$),
     ($$SELECT rfm_model_import('[1, 2]')$$),
-    ($$SELECT rfm_model_import(jsonb_set(rfm_model_export('auto'), '{format_version}', '2'))$$),
+    ($$SELECT rfm_model_import(jsonb_set(rfm_model_export('auto'), '{format_version}', '3'))$$),
     ($$SELECT rfm_model_import(jsonb_set(rfm_model_export('auto'), '{clusters,0,scaled}', '[1]'))$$)
 ) AS cases(q);
 
