@@ -170,16 +170,36 @@ pub fn store(args: Args<'_>, v: &Version<'_>) -> i32 {
             "pca_center": pca.map(|p| &p.center), "pca_components": pca.map(|p| &p.components),
             "pca_variance_ratio": pca.map(|p| &p.variance_ratio), "pca_variance": pca.map(|p| &p.variance),
         });
+        // A database still on a version before 0.5.0 (not yet updated) has no columns for
+        // the encoding and the PCA: numeric models are stored without them.
+        let extended = client
+            .select(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = ($1 || '.rfm_models')::pg_catalog.regclass
+                                AND attname = 'encoded_features' AND NOT attisdropped)",
+                None,
+                &[schema.as_str().into()],
+            )?
+            .first()
+            .get_one::<bool>()?
+            .unwrap_or(true);
+        if !extended && (!v.model.encoding.is_empty() || v.model.pca.is_some()) {
+            PgError::new(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("{}: models with categorical features or PCA need pg_rfm 0.5.0's tables", args.name),
+            )
+            .hint("Run ALTER EXTENSION pg_rfm UPDATE.")
+            .raise();
+        }
+        let new_columns =
+            if extended { ", encoded_features, encoding, pca_center, pca_components, pca_variance_ratio, pca_variance" } else { "" };
         client.update(
             format!(
                 "INSERT INTO {schema}.rfm_models (model, version, active, features, k, n_rows, n_skipped, source,
                      outliers, lower_fence, upper_fence, log_features, scale_mean, scale_sd, inertia, silhouette,
-                     davies_bouldin, calinski_harabasz, options, elapsed_ms, encoded_features, encoding,
-                     pca_center, pca_components, pca_variance_ratio, pca_variance)
+                     davies_bouldin, calinski_harabasz, options, elapsed_ms{new_columns})
                  SELECT model, version, active, features, k, n_rows, n_skipped, source, outliers, lower_fence,
                      upper_fence, log_features, scale_mean, scale_sd, inertia, silhouette, davies_bouldin,
-                     calinski_harabasz, options, elapsed_ms, encoded_features, encoding,
-                     pca_center, pca_components, pca_variance_ratio, pca_variance
+                     calinski_harabasz, options, elapsed_ms{new_columns}
                  FROM pg_catalog.jsonb_populate_record(NULL::{schema}.rfm_models, $1::jsonb)"
             )
             .as_str(),

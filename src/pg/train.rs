@@ -85,8 +85,10 @@ fn options(args: &Args<'_>, k: Option<usize>, first: usize, with_select: bool) -
     let max_iter = count(args, args.i32(next()), "max_iter");
     let tolerance = required(args, args.f64(next()), "tolerance");
     let seed = required(args, args.i64(next()), "seed") as u64;
-    let pca_count = args.i32(next());
-    let pca_variance = args.f64(next());
+    // Declarations before 0.5.0 (a database not yet updated) end at seed.
+    let extended = args.nargs() > first + if with_select { 10 } else { 9 };
+    let pca_count = if extended { args.i32(next()) } else { None };
+    let pca_variance = if extended { args.f64(next()) } else { None };
     let pca = match (pca_count, pca_variance) {
         (Some(_), Some(_)) => invalid(format!("{what}: pass pca or pca_variance, not both")),
         (Some(n), None) => Some(Components::Count(
@@ -95,7 +97,7 @@ fn options(args: &Args<'_>, k: Option<usize>, first: usize, with_select: bool) -
         (None, Some(v)) => Some(Components::Variance(v)),
         (None, None) => None,
     };
-    let max_levels = count(args, args.i32(next()), "max_levels");
+    let max_levels = if extended { count(args, args.i32(next()), "max_levels") } else { 20 };
     let threads = super::gucs::threads();
     Options { k, k_min, k_max, select_k, outliers, log_features, standardize, n_init, max_iter, tolerance, seed, threads, pca, max_levels }
 }
