@@ -20,8 +20,11 @@ def test_dump_and_restore_keep_models(dsn, shop, tmp_path):
         conn.execute("SET client_min_messages = warning")
         conn.execute("CREATE EXTENSION pg_rfm")
         conn.execute("CREATE TABLE customers AS SELECT (i % 700)::float8 AS recency,"
-                     " (1 + i % 13)::float8 AS frequency, (10 + (i * 37) % 5000)::float8 AS monetary, i AS id"
+                     " (1 + i % 13)::float8 AS frequency, (10 + (i * 37) % 5000)::float8 AS monetary, i AS id,"
+                     " (ARRAY['north', 'south', 'east'])[1 + i % 3] AS region"
                      " FROM generate_series(1, 3000) i")
+        # A model with a categorical feature and a PCA (format 2) is dumped too.
+        conn.execute("SELECT rfm_train('attrs', 'customers', k => 3, features => '{recency,monetary,region}', pca => 2)")
         conn.execute("SELECT rfm_train('dumped', 'customers', k => 3)")
         conn.execute("SELECT rfm_train('dumped', 'customers', k => 4)")
         conn.execute("SELECT rfm_train('other', 'customers', k_min => 2, k_max => 5)")
@@ -35,7 +38,8 @@ def test_dump_and_restore_keep_models(dsn, shop, tmp_path):
                               " FROM customers, b ORDER BY id").fetchall()
         assert {"VIP", "Middle"} <= {s for _, s in scores} and "Lost" not in {s for _, s in scores}
         before = conn.execute("SELECT id, rfm_segment('dumped', recency, frequency, monetary),"
-                              " rfm_cluster('other', recency, frequency, monetary) FROM customers ORDER BY id").fetchall()
+                              " rfm_cluster('other', recency, frequency, monetary), rfm_segment('attrs', to_jsonb(c))"
+                              " FROM customers c ORDER BY id").fetchall()
         versions = conn.execute("SELECT model, version, active, k FROM rfm_models ORDER BY 1, 2").fetchall()
         curve = conn.execute("SELECT count(*) FROM rfm_k_search").fetchone()[0]
     dump = tmp_path / "db.dump"
@@ -46,7 +50,8 @@ def test_dump_and_restore_keep_models(dsn, shop, tmp_path):
     assert restore.returncode == 0, restore.stderr
     with psycopg.connect("dbname=rfm_dump_dst", autocommit=True) as conn:
         after = conn.execute("SELECT id, rfm_segment('dumped', recency, frequency, monetary),"
-                             " rfm_cluster('other', recency, frequency, monetary) FROM customers ORDER BY id").fetchall()
+                             " rfm_cluster('other', recency, frequency, monetary), rfm_segment('attrs', to_jsonb(c))"
+                             " FROM customers c ORDER BY id").fetchall()
         assert conn.execute("SELECT model, version, active, k FROM rfm_models ORDER BY 1, 2").fetchall() == versions
         assert conn.execute("SELECT count(*) FROM rfm_k_search").fetchone()[0] == curve
         assert conn.execute("SELECT * FROM rfm_segment_rules ORDER BY priority").fetchall() == rules
