@@ -150,7 +150,8 @@ impl Document {
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
+/// What a JSON value is, in words ("an object", "a string").
+pub fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

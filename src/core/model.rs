@@ -520,7 +520,7 @@ impl Assigner {
         if row.len() != self.d {
             return Err(invalid(format!("expected {} feature values, got {}", self.d, row.len())));
         }
-        let (i, dd) = if self.pca.is_some() {
+        if self.pca.is_some() {
             let mut buf = [0.0; 32];
             let mut heap;
             let out: &mut [f64] = if self.p <= buf.len() {
@@ -530,16 +530,22 @@ impl Assigner {
                 &mut heap
             };
             let x = self.place(row, out);
-            nearest(x, &self.centroids)
+            self.nearest_placed(x)
         } else {
             self.scaler.transform(row);
-            // Row lengths known at compile time for the usual dimensions: the distance loop unrolls.
-            match row.len() {
-                2 => nearest_fixed::<2>(row, &self.centroids),
-                3 => nearest_fixed::<3>(row, &self.centroids),
-                4 => nearest_fixed::<4>(row, &self.centroids),
-                _ => nearest(row, &self.centroids),
-            }
+            self.nearest_placed(row)
+        }
+    }
+
+    /// Index of the centroid nearest to `x`, a row already in the centroids' space.
+    #[inline]
+    fn nearest_placed(&self, x: &[f64]) -> Result<usize, CoreError> {
+        // Row lengths known at compile time for the usual dimensions: the distance loop unrolls.
+        let (i, dd) = match x.len() {
+            2 => nearest_fixed::<2>(x, &self.centroids),
+            3 => nearest_fixed::<3>(x, &self.centroids),
+            4 => nearest_fixed::<4>(x, &self.centroids),
+            _ => nearest(x, &self.centroids),
         };
         if dd.is_finite() {
             Ok(i)
@@ -898,9 +904,9 @@ pub fn evaluate(model: &Model, mut raw: Vec<f64>, seed: u64, check: &mut dyn FnM
     let mut labels: Vec<Label> = Vec::with_capacity(n);
     let mut out = vec![0.0; p];
     for row in raw.chunks_exact_mut(d) {
-        let mut copy = row.to_vec();
-        labels.push(assigner.assign(&mut copy)? as Label);
-        space.extend_from_slice(assigner.place(row, &mut out));
+        let x = assigner.place(row, &mut out);
+        labels.push(assigner.nearest_placed(x)? as Label);
+        space.extend_from_slice(x);
     }
     Ok((n, metrics::all(&space, p, &labels, &model.centroid_rows(), seed, check)))
 }

@@ -124,14 +124,19 @@ impl ModelValue {
             return Err(damaged(format!("format {} is not one this version of pg_rfm reads (1 or 2)", buf[4])));
         }
         let extended = buf[4] == FORMAT_EXTENDED;
+        // A count of items, each at least a byte: more than the bytes left is damage.
+        let count = |r: &mut Reader<'_>| -> Result<u64, CoreError> {
+            let n = r.u64().map_err(truncated)?;
+            if n > buf.len() as u64 {
+                return Err(damaged("it is truncated or has an impossible length"));
+            }
+            Ok(n)
+        };
         let mut r = Reader::new(&buf[5..]);
         let name = text(r.bytes().map_err(truncated)?, "the name")?;
         let version = r.i64().map_err(truncated)?;
         let version = i32::try_from(version).map_err(|_| damaged(format!("version {version} is out of range")))?;
-        let d = r.u64().map_err(truncated)?;
-        if d > buf.len() as u64 {
-            return Err(damaged("it is truncated or has an impossible length"));
-        }
+        let d = count(&mut r)?;
         let mut features = Vec::with_capacity(d as usize);
         for _ in 0..d {
             features.push(text(r.bytes().map_err(truncated)?, "a feature name")?);
@@ -150,13 +155,6 @@ impl ModelValue {
         let mut encoding = Vec::new();
         let mut pca = None;
         if extended {
-            let count = |r: &mut Reader<'_>| -> Result<u64, CoreError> {
-                let n = r.u64().map_err(truncated)?;
-                if n > buf.len() as u64 {
-                    return Err(damaged("it is truncated or has an impossible length"));
-                }
-                Ok(n)
-            };
             let list = |r: &mut Reader<'_>, what: &str| -> Result<Vec<String>, CoreError> {
                 let n = count(r)?;
                 (0..n).map(|_| text(r.bytes().map_err(truncated)?, what)).collect()
@@ -183,10 +181,7 @@ impl ModelValue {
                 x => return Err(damaged(format!("PCA marker {x} is unknown"))),
             }
         }
-        let k = r.u64().map_err(truncated)?;
-        if k > buf.len() as u64 {
-            return Err(damaged("it is truncated or has an impossible length"));
-        }
+        let k = count(&mut r)?;
         let mut clusters = Vec::with_capacity(k as usize);
         for _ in 0..k {
             let cluster = r.i64().map_err(truncated)?;

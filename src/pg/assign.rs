@@ -13,6 +13,7 @@ use super::call::{f64_array_datum, f64_datum, text_datum, Args, Call, Composite}
 use super::error::{invalid, OrRaise, PgError};
 use super::spi::Statement;
 use super::store;
+use crate::core::document::json_kind;
 use crate::core::encode::{Input, Kind};
 use crate::core::error::{show, sql_array};
 use crate::core::lru::Lru;
@@ -84,13 +85,14 @@ impl Loaded {
             pg_sys::MemoryContextSwitchTo(old);
             labels
         };
+        let assigner = Assigner::new(&model);
         Loaded {
             name,
             version,
-            assigner: Assigner::new(&model),
+            kinds: assigner.kinds(),
+            assigner,
             encoded: model.encoded(),
             space: model.space(),
-            kinds: model.encoding().columns.iter().map(|c| c.kind()).collect(),
             rfm,
             clusters: model.clusters.iter().map(|c| c.cluster).collect(),
             label_text: model.clusters.iter().map(|c| c.label.clone()).collect(),
@@ -193,17 +195,6 @@ fn json_number(what: &str, feature: &str, v: &Value) -> Option<f64> {
                 .unwrap_or_else(|_| invalid(format!("{what}: feature \"{feature}\" must be a number, got the string \"{s}\""))),
         ),
         _ => invalid(format!("{what}: feature \"{feature}\" must be a number, got {}", json_kind(v))),
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

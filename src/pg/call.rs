@@ -189,17 +189,9 @@ impl<'fc> Args<'fc> {
     /// detoasted into the current memory context, which outlives the call.
     #[inline]
     pub fn bytes(&self, i: usize) -> Option<&'fc [u8]> {
-        use pgrx::varlena::{varatt_is_1b_e, varatt_is_4b_c, varlena_to_byte_slice};
         // SAFETY: the SQL declarations give this argument a varlena type (text or bytea);
         // a non-null varlena argument is valid for the call.
-        self.datum(i).map(|d| unsafe {
-            let v = d.cast_mut_ptr::<pg_sys::varlena>();
-            if varatt_is_1b_e(v) || varatt_is_4b_c(v) {
-                varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(v))
-            } else {
-                varlena_to_byte_slice(v)
-            }
-        })
+        self.datum(i).map(|d| unsafe { varlena_bytes(d) })
     }
 
     /// A `cstring` argument (type input functions).
@@ -363,6 +355,22 @@ pub unsafe fn alloc_in<T>(ctx: pg_sys::MemoryContext, value: T) -> *mut T {
 }
 
 /// The datum of an aggregate state, to return from a support function.
+/// The bytes of a `text` or `bytea` datum. In-line values are read in place; compressed or
+/// out-of-line ones are detoasted into the current memory context.
+///
+/// # Safety
+/// `d` must be a non-null varlena datum, valid (with the current memory context) for `'a`.
+#[inline]
+pub unsafe fn varlena_bytes<'a>(d: Datum) -> &'a [u8] {
+    use pgrx::varlena::{varatt_is_1b_e, varatt_is_4b_c, varlena_to_byte_slice};
+    let v = d.cast_mut_ptr::<pg_sys::varlena>();
+    if varatt_is_1b_e(v) || varatt_is_4b_c(v) {
+        varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(v))
+    } else {
+        varlena_to_byte_slice(v)
+    }
+}
+
 pub fn state_datum<T>(s: &mut T) -> Datum {
     Datum::from(s as *mut T)
 }

@@ -9,6 +9,7 @@ use pgrx::PgSqlErrorCode;
 
 use rustc_hash::FxHashMap;
 
+use super::call::varlena_bytes;
 use super::catalog::quote_ident;
 use super::error::{raise, spi_fail, PgError};
 use crate::core::encode::{Kind, Table};
@@ -169,7 +170,7 @@ pub fn read(what: &str, source: Oid, features: &[String], expect: Option<&[Kind]
                             numeric.push(v);
                         }
                         Kind::Categorical => {
-                            let bytes = text_bytes(values[j]);
+                            let bytes = varlena_bytes(values[j]);
                             let next = dicts[c].len() as u32;
                             row_codes[c] = match interned[c].get(bytes) {
                                 Some(code) => *code,
@@ -192,18 +193,4 @@ pub fn read(what: &str, source: Oid, features: &[String], expect: Option<&[Kind]
     }
     numeric.shrink_to_fit();
     Rows { relation, table: Table { kinds, numeric, codes, dicts }, skipped }
-}
-
-/// The bytes of a text datum, detoasted when it is compressed or stored out of line.
-///
-/// # Safety
-/// `d` must be a non-null `text` datum valid for the lifetime of the returned slice.
-unsafe fn text_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
-    use pgrx::varlena::{varatt_is_1b_e, varatt_is_4b_c, varlena_to_byte_slice};
-    let v = d.cast_mut_ptr::<pg_sys::varlena>();
-    if varatt_is_1b_e(v) || varatt_is_4b_c(v) {
-        varlena_to_byte_slice(pg_sys::pg_detoast_datum_packed(v))
-    } else {
-        varlena_to_byte_slice(v)
-    }
 }

@@ -33,22 +33,28 @@ SELECT abs(m.scale_mean[array_position(m.encoded_features, 'education=PhD')]
        m.lower_fence[array_position(m.encoded_features, 'education=PhD')] IS NULL AS no_fence
 FROM rfm_models m WHERE m.model = 'people';
 
--- Assignment from jsonb rows equals brute force: encode, clip, standardize by hand in SQL
--- and take the nearest stored centroid.
-CREATE FUNCTION brute_cluster(mname text, r jsonb) RETURNS int LANGUAGE sql AS $$
+-- Assignment from jsonb rows equals brute force: encode, clip, standardize (and project,
+-- for PCA models) by hand in SQL, and take the nearest stored centroid.
+CREATE FUNCTION brute_distances(mname text, r jsonb) RETURNS TABLE (cluster int, d float8) LANGUAGE sql AS $$
     WITH m AS (SELECT * FROM rfm_models WHERE model = mname AND active),
          x AS (
-            SELECT j, f,
-                   (CASE WHEN f LIKE '%=%' THEN (coalesce(r ->> split_part(f, '=', 1), '') = split_part(f, '=', 2))::int::float8
-                         ELSE least(greatest((r ->> f)::float8, coalesce(m.lower_fence[j], '-Infinity')),
-                                    coalesce(m.upper_fence[j], 'Infinity')) END
-                    - m.scale_mean[j]) / m.scale_sd[j] AS v
-            FROM m, unnest(m.encoded_features) WITH ORDINALITY AS u(f, j))
-    SELECT c.cluster
+            SELECT j, (CASE WHEN f LIKE '%=%' THEN (coalesce(r ->> split_part(f, '=', 1), '') = split_part(f, '=', 2))::int::float8
+                            ELSE least(greatest((r ->> f)::float8, coalesce(m.lower_fence[j], '-Infinity')),
+                                       coalesce(m.upper_fence[j], 'Infinity')) END
+                       - m.scale_mean[j]) / m.scale_sd[j] AS v
+            FROM m, unnest(m.encoded_features) WITH ORDINALITY AS u(f, j)),
+         -- For PCA models: project onto the stored components.
+         z AS (
+            SELECT i AS j, sum(m.pca_components[i][x.j] * (x.v - m.pca_center[x.j])) AS v
+            FROM m, x, generate_series(1, coalesce(array_length(m.pca_components, 1), 0)) i
+            GROUP BY i),
+         s AS (SELECT * FROM z UNION ALL SELECT * FROM x WHERE NOT EXISTS (SELECT 1 FROM z))
+    SELECT c.cluster, sqrt((SELECT sum((s.v - c.scaled[s.j]) ^ 2) FROM s))
     FROM rfm_centroids c, m
     WHERE c.model = m.model AND c.version = m.version
-    ORDER BY (SELECT sum((x.v - c.scaled[x.j]) ^ 2) FROM x), c.cluster
-    LIMIT 1
+$$;
+CREATE FUNCTION brute_cluster(mname text, r jsonb) RETURNS int LANGUAGE sql AS $$
+    SELECT cluster FROM brute_distances(mname, r) ORDER BY d, cluster LIMIT 1
 $$;
 SELECT count(*) AS rows,
        count(*) FILTER (WHERE rfm_cluster('people', to_jsonb(p)) = brute_cluster('people', to_jsonb(p))) AS equal
@@ -110,24 +116,6 @@ FROM rfm_models s, rfm_models p WHERE s.model = 'pca_share' AND p.model = 'pca';
 ------------------------------------------------------------------------------
 -- 3. rfm_explain agrees with brute force (and with rfm_cluster)
 ------------------------------------------------------------------------------
-CREATE FUNCTION brute_distances(mname text, r jsonb) RETURNS TABLE (cluster int, d float8) LANGUAGE sql AS $$
-    WITH m AS (SELECT * FROM rfm_models WHERE model = mname AND active),
-         x AS (
-            SELECT j, (CASE WHEN f LIKE '%=%' THEN (coalesce(r ->> split_part(f, '=', 1), '') = split_part(f, '=', 2))::int::float8
-                            ELSE least(greatest((r ->> f)::float8, coalesce(m.lower_fence[j], '-Infinity')),
-                                       coalesce(m.upper_fence[j], 'Infinity')) END
-                       - m.scale_mean[j]) / m.scale_sd[j] AS v
-            FROM m, unnest(m.encoded_features) WITH ORDINALITY AS u(f, j)),
-         -- For PCA models: project onto the stored components.
-         z AS (
-            SELECT i AS j, sum(m.pca_components[i][x.j] * (x.v - m.pca_center[x.j])) AS v
-            FROM m, x, generate_series(1, coalesce(array_length(m.pca_components, 1), 0)) i
-            GROUP BY i),
-         s AS (SELECT * FROM z UNION ALL SELECT * FROM x WHERE NOT EXISTS (SELECT 1 FROM z))
-    SELECT c.cluster, sqrt((SELECT sum((s.v - c.scaled[s.j]) ^ 2) FROM s))
-    FROM rfm_centroids c, m
-    WHERE c.model = m.model AND c.version = m.version
-$$;
 SELECT mname, count(*) AS rows,
        count(*) FILTER (WHERE e.cluster = b.c1 AND e.cluster = rfm_cluster(mname, to_jsonb(p))) AS nearest_ok,
        count(*) FILTER (WHERE e.runner_up = b.c2) AS runner_up_ok,
