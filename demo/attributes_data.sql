@@ -17,7 +17,7 @@
 
 SELECT setseed(0.42);
 
-DROP TABLE IF EXISTS marketing_customers;
+DROP TABLE IF EXISTS marketing_customers CASCADE;  -- and the views of a previous run
 CREATE TABLE marketing_customers (
     customer_id           int PRIMARY KEY,
     year_birth            int NOT NULL,

@@ -19,6 +19,36 @@ CREATE FUNCTION rfm_feature_arguments(model text, alias text DEFAULT 's') RETURN
 COMMENT ON FUNCTION rfm_feature_arguments(text, text) IS
 'The SQL expression that passes the features of the active version of model, read from the row alias, to rfm_segment / rfm_cluster / rfm_explain: ARRAY[alias.f1::float8, ...] for numeric models, jsonb_build_object(''f1'', alias.f1, ...) for models with categorical features. NULL when the model does not exist. rfm_publish, rfm_transitions and rfm_profile build their queries with it.';
 
+CREATE FUNCTION rfm_require_features(caller text, model text, rel regclass) RETURNS void
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = @extschema@, pg_catalog
+    AS $fn$
+DECLARE
+    features text[];
+    missing text;
+BEGIN
+    SELECT m.features INTO features FROM rfm_models m WHERE m.model = rfm_require_features.model AND m.active;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%: model "%" does not exist (no active version)', caller, model
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT model FROM rfm_model_summary lists the models with an active version; rfm_train creates one.';
+    END IF;
+    SELECT f INTO missing FROM unnest(features) f
+    WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = f
+                      AND a.attnum > 0 AND NOT a.attisdropped)
+    LIMIT 1;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION '%: column "%" of relation % does not exist', caller, missing, rel
+            USING ERRCODE = 'undefined_column',
+                  DETAIL = format('Model "%s" has the features %s; %s assigns the rows of %s with them, so it needs a column for each.',
+                                  model, features, caller, rel),
+                  HINT = 'Use a view whose columns have the names of the model''s features.';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION rfm_require_features(text, text, regclass) IS
+'Checks, for the function named caller, that model has an active version (else 42704) and that rel has a column for each of its features (else 42703 naming the first missing one). rfm_publish, rfm_transitions and rfm_profile call it before building their queries.';
+
 CREATE FUNCTION rfm_publish(model text, source regclass, view_name text, id_column text DEFAULT 'customer_id')
     RETURNS TABLE (object text, kind text)
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
@@ -33,14 +63,9 @@ DECLARE
     body text;
     features text[];
     encoding jsonb;
-    missing text;
     args text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM rfm_models m WHERE m.model = rfm_publish.model AND m.active) THEN
-        RAISE EXCEPTION 'rfm_publish: model "%" does not exist (no active version)', rfm_publish.model
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'SELECT model FROM rfm_model_summary lists the models with an active version; rfm_train creates one.';
-    END IF;
+    PERFORM rfm_require_features('rfm_publish', rfm_publish.model, source);
     IF array_length(parts, 1) > 2 THEN
         RAISE EXCEPTION 'rfm_publish: view_name must be "view" or "schema.view", got %', view_name
             USING ERRCODE = 'invalid_parameter_value';
@@ -53,16 +78,6 @@ BEGIN
     END IF;
     SELECT m.features, m.encoding INTO features, encoding
     FROM rfm_models m WHERE m.model = rfm_publish.model AND m.active;
-    SELECT f INTO missing FROM unnest(features) f
-    WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = source AND a.attname = f
-                      AND a.attnum > 0 AND NOT a.attisdropped)
-    LIMIT 1;
-    IF missing IS NOT NULL THEN
-        RAISE EXCEPTION 'rfm_publish: column "%" of relation % does not exist', missing, source
-            USING ERRCODE = 'undefined_column',
-                  DETAIL = format('Model "%s" has the features %s; source needs a column for each.', rfm_publish.model, features),
-                  HINT = 'Publish from a view whose columns have the names of the model''s features.';
-    END IF;
     v := array_to_string(ARRAY(SELECT quote_ident(p) FROM unnest(parts) p), '.');
     mv := array_to_string(ARRAY(SELECT quote_ident(p) FROM unnest(parts[1:array_length(parts, 1) - 1]) p)
                           || quote_ident(parts[array_length(parts, 1)] || '_mv'), '.');
@@ -143,13 +158,9 @@ CREATE FUNCTION rfm_transitions(model text, before regclass, after regclass, id_
 DECLARE
     ext text := quote_ident('@extschema@');
     rel regclass;
-    missing text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM rfm_models m WHERE m.model = rfm_transitions.model AND m.active) THEN
-        RAISE EXCEPTION 'rfm_transitions: model "%" does not exist (no active version)', rfm_transitions.model
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'SELECT model FROM rfm_model_summary lists the models with an active version; rfm_train creates one.';
-    END IF;
+    PERFORM rfm_require_features('rfm_transitions', rfm_transitions.model, snapshot.r)
+    FROM unnest(ARRAY[before, after]) AS snapshot(r);
     FOREACH rel IN ARRAY ARRAY[before, after] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = id_column
                        AND a.attnum > 0 AND NOT a.attisdropped) THEN
@@ -157,24 +168,15 @@ BEGIN
                 USING ERRCODE = 'undefined_column',
                       HINT = 'Name the customer id column of both snapshots in id_column.';
         END IF;
-        SELECT f INTO missing
-        FROM rfm_models m CROSS JOIN LATERAL unnest(m.features) f
-        WHERE m.model = rfm_transitions.model AND m.active
-          AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = f
-                          AND a.attnum > 0 AND NOT a.attisdropped)
-        LIMIT 1;
-        IF missing IS NOT NULL THEN
-            RAISE EXCEPTION 'rfm_transitions: column "%" of relation % does not exist', missing, rel
-                USING ERRCODE = 'undefined_column',
-                      HINT = 'Both snapshots need a column for each of the model''s features (SELECT features FROM rfm_model_summary).';
-        END IF;
     END LOOP;
     RETURN QUERY EXECUTE format($q$
         WITH mm AS MATERIALIZED (SELECT %2$s.rfm_model(%3$L::text) AS m),
-             b AS (SELECT s.%1$I AS id, %2$s.rfm_segment(mm.m, %6$s) AS seg FROM %4$s s, mm),
-             a AS (SELECT s.%1$I AS id, %2$s.rfm_segment(mm.m, %6$s) AS seg FROM %5$s s, mm),
+             b AS (SELECT s.%1$I AS id, %2$s.rfm_segment(mm.m, %6$s) AS seg, true AS here FROM %4$s s, mm),
+             a AS (SELECT s.%1$I AS id, %2$s.rfm_segment(mm.m, %6$s) AS seg, true AS here FROM %5$s s, mm),
              moves AS (
-                SELECT coalesce(b.seg, '(new)') AS from_segment, coalesce(a.seg, '(gone)') AS to_segment, count(*) AS n
+                SELECT CASE WHEN b.here THEN coalesce(b.seg, '(unassigned)') ELSE '(new)' END AS from_segment,
+                       CASE WHEN a.here THEN coalesce(a.seg, '(unassigned)') ELSE '(gone)' END AS to_segment,
+                       count(*) AS n
                 FROM b FULL JOIN a ON a.id = b.id
                 GROUP BY 1, 2)
         SELECT from_segment, to_segment, n, n::float8 / sum(n) OVER (PARTITION BY from_segment)
@@ -183,7 +185,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION rfm_transitions(text, regclass, regclass, text) IS
-'How many customers moved from each segment to each other segment between two snapshots with the model''s feature columns (for example as of two dates), both assigned with the active version of model and joined on id_column; customers only in after come from ''(new)'', customers only in before go to ''(gone)''. The churn-warning signal: Loyal Customers -> At Risk.';
+'How many customers moved from each segment to each other segment between two snapshots with the model''s feature columns (for example as of two dates), both assigned with the active version of model and joined on id_column; customers only in after come from ''(new)'', customers only in before go to ''(gone)'', customers in a snapshot with a NULL feature are ''(unassigned)'' there. The churn-warning signal: Loyal Customers -> At Risk.';
 
 ------------------------------------------------------------------------------
 -- Profiles on any column
@@ -202,24 +204,8 @@ DECLARE
     ty text;
     parts text[] := '{}';
 BEGIN
+    PERFORM rfm_require_features('rfm_profile', rfm_profile.model, source);
     args := rfm_feature_arguments(rfm_profile.model, 's');
-    IF args IS NULL THEN
-        RAISE EXCEPTION 'rfm_profile: model "%" does not exist (no active version)', rfm_profile.model
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'SELECT model FROM rfm_model_summary lists the models with an active version; rfm_train creates one.';
-    END IF;
-    SELECT f INTO col
-    FROM rfm_models m CROSS JOIN LATERAL unnest(m.features) f
-    WHERE m.model = rfm_profile.model AND m.active
-      AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = rfm_profile.source AND a.attname = f
-                      AND a.attnum > 0 AND NOT a.attisdropped)
-    LIMIT 1;
-    IF col IS NOT NULL THEN
-        RAISE EXCEPTION 'rfm_profile: column "%" of relation % does not exist', col, source
-            USING ERRCODE = 'undefined_column',
-                  DETAIL = 'rfm_profile assigns the rows of source with the model''s features, so source needs a column for each.',
-                  HINT = 'Profile a view that has the model''s features and the columns to describe.';
-    END IF;
     IF cardinality(columns) = 0 THEN
         RAISE EXCEPTION 'rfm_profile: columns must name at least one column of %', source
             USING ERRCODE = 'invalid_parameter_value';

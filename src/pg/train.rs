@@ -134,11 +134,16 @@ fn encode(args: &Args<'_>, features: &[String], rows: source::Rows, opts: &Optio
     opts.validate_with(features, Some(&encoding)).or_raise(args.name);
     for c in &encoding.columns {
         if let Column::Categorical { feature, levels, other } = c {
+            let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
             notice(format!(
-                "{}: {feature}: {} levels{}",
+                "{}: {feature}: {}{}",
                 args.name,
-                levels.len(),
-                if other.is_empty() { String::new() } else { format!(", {} rarer ones grouped as {}", other.len(), encode::OTHER) }
+                plural(levels.len(), "level", "levels"),
+                if other.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} grouped as {}", plural(other.len(), "rarer one", "rarer ones"), encode::OTHER)
+                }
             ));
         }
     }

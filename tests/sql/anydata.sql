@@ -172,13 +172,46 @@ FROM people_segments s JOIN people p USING (customer_id);
 SELECT count(*) FROM people_segments_mv;
 SELECT sum(customers) AS moved, bool_and(from_segment = to_segment) AS all_stay
 FROM rfm_transitions('people', 'people', 'people');
+-- Absent and unassigned are different: customer 3 is only in the later snapshot, 5 only in
+-- the earlier one; a NULL income makes 1 and 2 unassigned before, 2 and 4 after.
+CREATE TABLE people_before AS SELECT * FROM people WHERE customer_id <> 3;
+CREATE TABLE people_after AS SELECT * FROM people WHERE customer_id <> 5;
+UPDATE people_before SET income = NULL WHERE customer_id IN (1, 2);
+UPDATE people_after SET income = NULL WHERE customer_id IN (2, 4);
+SELECT t.from_segment IN ('(new)', '(unassigned)') AS from_special, t.to_segment IN ('(gone)', '(unassigned)') AS to_special,
+       CASE WHEN t.from_segment IN ('(new)', '(unassigned)') THEN t.from_segment END AS from_segment,
+       CASE WHEN t.to_segment IN ('(gone)', '(unassigned)') THEN t.to_segment END AS to_segment,
+       sum(t.customers) AS customers
+FROM rfm_transitions('people', 'people_before', 'people_after') t
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4;
+SELECT t.from_segment = rfm_segment('people', to_jsonb(p)) AS segment_4_before
+FROM rfm_transitions('people', 'people_before', 'people_after') t, people p
+WHERE p.customer_id = 4 AND t.to_segment = '(unassigned)' AND t.from_segment <> '(unassigned)';
 SELECT n_rows, n_skipped FROM rfm_evaluate('people', 'people');
 SELECT period, n_rows FROM rfm_holdout('pca', 'people') ORDER BY period DESC;
 SELECT rfm_feature_arguments('people', 'c') AS args_categorical, rfm_feature_arguments('rfm_like', 's') AS args_numeric;
 
 ------------------------------------------------------------------------------
--- 7. Errors
+-- 7. Domains are read as their base type: the same model as on the plain columns
 ------------------------------------------------------------------------------
+CREATE DOMAIN amount_d AS numeric CHECK (VALUE >= 0);
+CREATE DOMAIN education_d AS text;
+CREATE TABLE people_d AS
+SELECT customer_id, income::amount_d AS income, children, education::education_d AS education, response FROM people;
+SELECT model FROM rfm_train('people_d', 'people_d', k => 3, features => '{income,children,education,response}');
+SELECT count(*) AS centroids,
+       count(*) FILTER (WHERE a.scaled = b.scaled AND a.original = b.original AND a.size = b.size AND a.label = b.label) AS equal,
+       (SELECT encoded_features FROM rfm_models WHERE model = 'people_d' AND active)
+     = (SELECT encoded_features FROM rfm_models WHERE model = 'people' AND active) AS same_columns
+FROM rfm_centroids a JOIN rfm_centroids b USING (cluster)
+WHERE a.model = 'people' AND b.model = 'people_d';
+
+------------------------------------------------------------------------------
+-- 8. Errors
+------------------------------------------------------------------------------
+-- An id is not a category: more than 10,000 distinct values are refused.
+CREATE TABLE many_levels AS SELECT i AS customer_id, i::float8 AS spend, 'code ' || i AS code
+FROM generate_series(1, 10001) i;
 CREATE TABLE dated (customer_id int, income float8, joined date);
 INSERT INTO dated VALUES (1, 10, '2024-01-01'), (2, 20, '2024-02-01');
 SELECT q, outcome FROM (VALUES
@@ -198,5 +231,7 @@ SELECT q, outcome FROM (VALUES
     ($$SELECT * FROM rfm_profile('people', 'people', '{}')$$),
     ($$SELECT * FROM rfm_profile('people', 'people', '{nope}')$$),
     ($$SELECT * FROM rfm_profile('nope', 'people', '{income}')$$),
-    ($$SELECT * FROM rfm_publish('people', 'dated', 'v_dated')$$)
+    ($$SELECT * FROM rfm_publish('people', 'dated', 'v_dated')$$),
+    ($$SELECT * FROM rfm_transitions('people', 'people', 'dated')$$),
+    ($$SELECT rfm_train('x', 'many_levels', k => 2, features => '{spend,code}')$$)
 ) AS t(q), LATERAL try_sql(q) AS outcome;
