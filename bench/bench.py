@@ -214,6 +214,29 @@ class Bench:
         self.pair("P4", f"`count(*) WHERE rfm_segment('m', r, f, m) = '{label}'` over"
                   f" {self.args.p4_rows:,} rows vs `WHERE r + f + m > 0`", ours, peer, 2.0)
 
+    def p4c(self, table, model_source):
+        """A model with a categorical feature, assigned from rows as jsonb (the form
+        rfm_publish uses for such models), against P4's numeric model and float8 arguments
+        on the same rows: the cost of the jsonb row form."""
+        channel = "(ARRAY['web', 'store', 'app', 'phone'])[1 + customer_id % 4]"
+        self.conn.execute(f"CREATE OR REPLACE VIEW p4c_train AS SELECT *, {channel} AS channel FROM {model_source}")
+        self.q("SELECT rfm_drop_model('p4c')")
+        self.q("SELECT rfm_train('p4c', 'p4c_train', k => 4, features => '{recency,frequency,monetary,channel}')")
+        if not self.q("SELECT count(*) FROM rfm_models WHERE model = 'p4'")[0][0]:
+            self.q(f"SELECT rfm_train('p4', '{model_source}', k => 4)")
+        first = ("SELECT label FROM rfm_centroids c JOIN rfm_models m USING (model, version)"
+                 " WHERE m.model = '{}' AND m.active ORDER BY c.cluster LIMIT 1")
+        lc = self.q(first.format("p4c"))[0][0].replace(chr(39), chr(39) * 2)
+        ln = self.q(first.format("p4"))[0][0].replace(chr(39), chr(39) * 2)
+        self.warm(table)
+        ours = self.timed_sql(f"SELECT count(*) FROM {table} WHERE rfm_segment('p4c', jsonb_build_object("
+                              f"'recency', recency, 'frequency', frequency, 'monetary', monetary, 'channel', {channel}))"
+                              f" = '{lc}'")
+        peer = self.timed_sql(f"SELECT count(*) FROM {table} WHERE rfm_segment('p4', recency, frequency, monetary) = '{ln}'")
+        self.pair("P4c", f"P4 for a model with a categorical feature, rows as jsonb (`rfm_segment('m', jsonb_build_object(...))`,"
+                  f" 3 numeric + 1 text of 4 levels) vs P4's numeric model with float8 arguments", ours, peer, 3.0,
+                  "includes building the jsonb per row, as rfm_publish's view does")
+
     def p4b(self, table):
         """Many models at one call site: the name changes every row (one model per store or
         region). The one-name peer builds its name the same way, so only switching differs."""
@@ -386,7 +409,7 @@ def main():
     ap.add_argument("--p4-rows", type=int, default=10_000_000)
     ap.add_argument("--scaling-lines", default="1000000,10000000,100000000")
     ap.add_argument("--scaling-customers", default="100000,1000000,10000000")
-    ap.add_argument("--only", default="", help="comma-separated subset: P0,P1,P2,P3,P3b,P4,P4b,P5,scaling")
+    ap.add_argument("--only", default="", help="comma-separated subset: P0,P1,P2,P3,P3b,P4,P4b,P4c,P5,scaling")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -418,6 +441,10 @@ def main():
         if not b.q("SELECT count(*) FROM rfm_models WHERE model = 'p4'")[0][0]:
             b.q(f"SELECT rfm_train('p4', '{cust}', k => 4)")
         b.p4b(rows)
+    if want("P4c"):
+        rows = f"customers_{args.p4_rows}"
+        b.make_customers(rows, args.p4_rows)
+        b.p4c(rows, cust)
     if want("scaling"):
         b.scaling_p1a([int(x) for x in args.scaling_lines.split(",") if x])
         b.scaling_p3([int(x) for x in args.scaling_customers.split(",") if x])

@@ -5,7 +5,7 @@
 #   bench/run.sh                  # default scale: 10M invoice lines, 1M customers, scaling to 100M lines (~25 min)
 #   bench/run.sh --quick          # 1M lines, 100k customers, 3 repetitions (a few minutes)
 #   bench/run.sh --lines 100000000  # every pair at 100M lines
-#   bench/run.sh --only P1,P2     # a subset (P0 P1 P2 P3 P3b P4 P4b P5 scaling)
+#   bench/run.sh --only P1,P2     # a subset (P0 P1 P2 P3 P3b P4 P4b P4c P5 scaling)
 #
 # Installs numpy, pandas, scikit-learn and psycopg into target/pyenv (once), builds the
 # release extension, starts a throwaway PostgreSQL 15 cluster and stops it at the end.
