@@ -23,7 +23,7 @@ core_passed=$(echo "$core_out" | sed -nE 's/^test result: [a-z]+\. ([0-9]+) pass
 
 install_extension
 build_generator
-ensure_pyenv pytest 'psycopg[binary]' scikit-learn numpy
+ensure_pyenv pytest 'psycopg[binary]' scikit-learn numpy lifetimes
 start_cluster
 trap stop_cluster EXIT
 

@@ -37,7 +37,7 @@ pub const RFM_BREAKS: [Oid; 4] = [pg_sys::INT4OID, pg_sys::FLOAT8ARRAYOID, pg_sy
 // its own aggregate, made by these functions in the aggregate's context, and PostgreSQL
 // passes a state to one support call at a time (a combine call gets two different ones).
 
-fn combine<T: Partial>(call: &Call<'_>) -> Datum {
+pub(super) fn combine<T: Partial>(call: &Call<'_>) -> Datum {
     // SAFETY: see above.
     let (a, b) = unsafe { (call.state::<T>(0), call.state::<T>(1)) };
     match (a, b) {
@@ -56,7 +56,7 @@ fn combine<T: Partial>(call: &Call<'_>) -> Datum {
     }
 }
 
-fn serial<T: Partial>(call: &mut Call<'_>) -> Datum {
+pub(super) fn serial<T: Partial>(call: &mut Call<'_>) -> Datum {
     let args = call.args();
     // SAFETY: see above.
     let Some(s) = (unsafe { args.state::<T>(0) }) else { return args.return_null() };
@@ -70,7 +70,7 @@ fn serial<T: Partial>(call: &mut Call<'_>) -> Datum {
 /// Deserializes into a buffer kept in fn_extra and reused for every row: PostgreSQL hands
 /// the value straight to the combine function, which moves its contents into the group's
 /// own state, so no allocation per partial state is needed.
-fn deserial<T: Partial + 'static>(call: &mut Call<'_>) -> Datum {
+pub(super) fn deserial<T: Partial + 'static>(call: &mut Call<'_>) -> Datum {
     let args = call.args();
     let Some(b) = args.bytes(0) else { return args.return_null() };
     let slot: &mut Option<T> = call.cache(|_| None);

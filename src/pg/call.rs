@@ -574,6 +574,12 @@ impl Row<'_> {
         self.attr(n).map(|d| f64::from_bits(d.value() as u64))
     }
 
+    /// A `text` attribute (checked to be one by RowType).
+    pub fn text_attr(&self, n: i16) -> Option<String> {
+        // SAFETY: RowType checked that attribute n is text; the datum lives for the call.
+        self.attr(n).map(|d| String::from_utf8_lossy(unsafe { varlena_bytes(d) }).into_owned())
+    }
+
     pub fn i32_attr(&self, n: i16) -> Option<i32> {
         self.attr(n).map(|d| d.value() as i32)
     }

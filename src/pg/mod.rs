@@ -10,6 +10,7 @@ pub mod aggregates;
 pub mod assign;
 pub mod catalog;
 pub mod citus;
+pub mod clv;
 pub mod report;
 pub mod rules;
 pub mod scalars;

@@ -1,11 +1,16 @@
 """pg_dump, then restore into a new database: every model version is kept and assigns the
-same customers to the same segments, and edits to the segment rules (a changed, a deleted and
-an added rule) are kept too."""
+same customers to the same segments, edits to the segment rules (a changed, a deleted and
+an added rule) are kept too, and so are the CLV model versions."""
 
 import os
 import subprocess
 
+import lifetimes
 import psycopg
+
+# The CDNOW cohort of Fader, Hardie and Lee (2005) as lifetimes ships it: id, frequency,
+# recency, T, mean repeat spend (weeks).
+CDNOW_COHORT = os.path.join(os.path.dirname(lifetimes.__file__), "datasets", "cdnow_customers_summary_with_transactions.csv")
 
 
 def bin_(name):
@@ -28,6 +33,15 @@ def test_dump_and_restore_keep_models(dsn, shop, tmp_path):
         conn.execute("SELECT rfm_train('dumped', 'customers', k => 3)")
         conn.execute("SELECT rfm_train('dumped', 'customers', k => 4)")
         conn.execute("SELECT rfm_train('other', 'customers', k_min => 2, k_max => 5)")
+        # A CLV model, two versions, the first made active again.
+        conn.execute("CREATE TABLE clv_in (id int, frequency float8, recency float8, t float8, monetary float8)")
+        with conn.cursor().copy("COPY clv_in FROM STDIN WITH (FORMAT csv, HEADER)") as copy:
+            copy.write(open(CDNOW_COHORT, "rb").read())
+        conn.execute("SELECT rfm_clv_train('value', 'clv_in', unit => 'week')")
+        conn.execute("SELECT rfm_clv_train('value', 'clv_in', unit => 'week', penalizer => 0.001)")
+        conn.execute("SELECT rfm_clv_activate('value', 1)")
+        clv = conn.execute("SELECT id, rfm_clv_value('value', frequency, recency, t, monetary) FROM clv_in ORDER BY id").fetchall()
+        clv_versions = conn.execute("SELECT model, version, active, r, alpha, a, b, p, q, v FROM rfm_clv_models ORDER BY 1, 2").fetchall()
         conn.execute("UPDATE rfm_segment_rules SET segment = 'VIP', action = 'Call them' WHERE priority = 10")
         conn.execute("DELETE FROM rfm_segment_rules WHERE segment = 'Lost'")
         conn.execute("INSERT INTO rfm_segment_rules VALUES (55, 'Middle', 3, 3, 3, 3, 1, 5, 'Nudge', NULL)")
@@ -54,6 +68,8 @@ def test_dump_and_restore_keep_models(dsn, shop, tmp_path):
                              " FROM customers c ORDER BY id").fetchall()
         assert conn.execute("SELECT model, version, active, k FROM rfm_models ORDER BY 1, 2").fetchall() == versions
         assert conn.execute("SELECT count(*) FROM rfm_k_search").fetchone()[0] == curve
+        assert conn.execute("SELECT model, version, active, r, alpha, a, b, p, q, v FROM rfm_clv_models ORDER BY 1, 2").fetchall() == clv_versions
+        assert conn.execute("SELECT id, rfm_clv_value('value', frequency, recency, t, monetary) FROM clv_in ORDER BY id").fetchall() == clv
         assert conn.execute("SELECT * FROM rfm_segment_rules ORDER BY priority").fetchall() == rules
         assert conn.execute("WITH b AS (SELECT rfm_breaks(recency, frequency, monetary) AS b FROM customers)"
                             " SELECT id, (rfm_score(recency, frequency, monetary, b.b)).segment"

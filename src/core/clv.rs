@@ -1,0 +1,1148 @@
+//! Customer lifetime value: the per-customer summary of `rfm_clv_summary`, the BG/NBD model
+//! of repeat purchases (Fader, Hardie and Lee 2005) and the Gamma-Gamma model of spend per
+//! purchase (Fader, Hardie and Lee 2005b; Fader and Hardie 2013), fitted by maximum
+//! likelihood, and their predictions. Formulas and conventions are those of the Python
+//! library lifetimes 0.11 (`summary_data_from_transaction_data`, `BetaGeoFitter`,
+//! `GammaGammaFitter`, `customer_lifetime_value`), which the end-to-end tests compare with.
+
+use rustc_hash::FxHashMap;
+
+use super::codec::{Reader, Writer};
+use super::error::{corrupt_state, invalid, out_of_range, show};
+use super::{CoreError, Partial};
+
+const USECS_PER_DAY: i64 = 86_400_000_000;
+
+// ---------------------------------------------------------------------------- units
+
+/// The time unit of recency and t: a day, or a week of 7 days.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Day,
+    Week,
+}
+
+impl Unit {
+    pub fn parse(s: &str) -> Result<Unit, CoreError> {
+        match s {
+            "day" => Ok(Unit::Day),
+            "week" => Ok(Unit::Week),
+            _ => Err(invalid(format!("unit must be 'day' or 'week', got '{s}'"))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Day => "day",
+            Unit::Week => "week",
+        }
+    }
+    /// Days in one unit.
+    pub fn days(self) -> f64 {
+        match self {
+            Unit::Day => 1.0,
+            Unit::Week => 7.0,
+        }
+    }
+    /// Units in one month, as lifetimes' `customer_lifetime_value` counts them.
+    pub fn per_month(self) -> f64 {
+        match self {
+            Unit::Day => 30.0,
+            Unit::Week => 4.345,
+        }
+    }
+    fn code(self) -> u8 {
+        match self {
+            Unit::Day => 0,
+            Unit::Week => 1,
+        }
+    }
+    fn from_code(c: u8) -> Option<Unit> {
+        match c {
+            0 => Some(Unit::Day),
+            1 => Some(Unit::Week),
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------- summary
+
+/// The state of `rfm_clv_summary` for one customer: the purchase days (UTC calendar days)
+/// with the amount spent on each. Rows are appended; days are merged when the list has
+/// grown to twice its last merged length, and before the summary.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClvState {
+    as_of: Option<i64>,
+    unit: Option<Unit>,
+    days: Vec<(i64, f64)>,
+    merged: usize,
+}
+
+/// What `rfm_clv_summary` returns: lifetimes' frequency, recency, T and monetary_value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClvSummary {
+    pub frequency: i64,
+    pub recency: f64,
+    pub t: f64,
+    pub monetary: f64,
+}
+
+fn day_of(ts: i64) -> i64 {
+    ts.div_euclid(USECS_PER_DAY)
+}
+
+impl ClvState {
+    fn set(&mut self, as_of: i64, unit: Unit) -> Result<(), CoreError> {
+        match self.as_of {
+            Some(a) if a != as_of => return Err(invalid("as_of must be the same for every row of a group")),
+            Some(_) => {}
+            None => {
+                if as_of == i64::MIN || as_of == i64::MAX {
+                    return Err(invalid("as_of must be a finite timestamp, got infinity"));
+                }
+                self.as_of = Some(as_of);
+            }
+        }
+        match self.unit {
+            Some(u) if u != unit => Err(invalid("unit must be the same for every row of a group")),
+            _ => {
+                self.unit = Some(unit);
+                Ok(())
+            }
+        }
+    }
+
+    /// One purchase row (rows with a NULL order_ts or amount are not passed in).
+    #[inline]
+    pub fn update(&mut self, ts: i64, amount: f64, as_of: i64, unit: Unit) -> Result<(), CoreError> {
+        self.set(as_of, unit)?;
+        if !amount.is_finite() || amount < 0.0 {
+            return Err(invalid(format!("amount must be a finite number >= 0, got {}", show(amount)))
+                .hint("The models count purchases: leave returns and cancellations out of the rows."));
+        }
+        if ts == i64::MIN || ts == i64::MAX {
+            return Err(invalid("order_ts must be a finite timestamp, got infinity"));
+        }
+        if ts > as_of {
+            return Err(
+                invalid("a row's order_ts is later than as_of").hint("Filter the rows with order_ts <= as_of, or use a later as_of.")
+            );
+        }
+        let day = day_of(ts);
+        match self.days.last_mut() {
+            Some(last) if last.0 == day => last.1 += amount,
+            _ => {
+                self.days.push((day, amount));
+                if self.days.len() >= 2 * self.merged.max(8) {
+                    self.merge_days();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sorts the days and adds up the amounts of equal days.
+    fn merge_days(&mut self) {
+        self.days.sort_by_key(|d| d.0);
+        let mut out = 0;
+        for i in 0..self.days.len() {
+            if out > 0 && self.days[out - 1].0 == self.days[i].0 {
+                self.days[out - 1].1 += self.days[i].1;
+            } else {
+                self.days[out] = self.days[i];
+                out += 1;
+            }
+        }
+        self.days.truncate(out);
+        self.merged = out;
+    }
+
+    /// lifetimes' summary with daily periods: frequency = purchase days - 1, recency = first
+    /// to last purchase day, t = first purchase day to as_of's day (in units), monetary =
+    /// mean amount of the purchase days after the first (0 without any).
+    pub fn finalize(&mut self) -> Option<ClvSummary> {
+        let as_of = self.as_of?;
+        let unit = self.unit?;
+        if self.days.is_empty() {
+            return None;
+        }
+        self.merge_days();
+        let first = self.days[0].0;
+        let last = self.days[self.days.len() - 1].0;
+        let repeat = &self.days[1..];
+        let monetary = if repeat.is_empty() { 0.0 } else { repeat.iter().map(|d| d.1).sum::<f64>() / repeat.len() as f64 };
+        Some(ClvSummary {
+            frequency: repeat.len() as i64,
+            recency: (last - first) as f64 / unit.days(),
+            t: (day_of(as_of) - first) as f64 / unit.days(),
+            monetary,
+        })
+    }
+}
+
+impl Partial for ClvState {
+    fn empty() -> Self {
+        ClvState::default()
+    }
+    fn merge(&mut self, other: &mut ClvState) -> Result<(), CoreError> {
+        if let (Some(a), Some(u)) = (other.as_of, other.unit) {
+            self.set(a, u)?;
+        }
+        self.days.append(&mut other.days);
+        if self.days.len() >= 2 * self.merged.max(8) {
+            self.merge_days();
+        }
+        Ok(())
+    }
+    fn serialize_into(&self, out: &mut Vec<u8>) {
+        let mut w = Writer { buf: std::mem::take(out) };
+        w.buf.reserve(26 + 16 * self.days.len());
+        w.u8(self.as_of.is_some() as u8);
+        w.i64(self.as_of.unwrap_or(0));
+        w.u8(self.unit.map_or(255, Unit::code));
+        w.u64(self.days.len() as u64);
+        for (d, a) in &self.days {
+            w.i64(*d);
+            w.f64(*a);
+        }
+        *out = w.buf;
+    }
+    fn deserialize(buf: &[u8]) -> Result<ClvState, CoreError> {
+        let mut r = Reader::new(buf);
+        let has = r.u8()?;
+        let as_of = r.i64()?;
+        let unit = r.u8()?;
+        if has > 1 {
+            return Err(corrupt_state("flags"));
+        }
+        let unit = if unit == 255 { None } else { Some(Unit::from_code(unit).ok_or_else(|| corrupt_state("unit"))?) };
+        let n = r.u64()?;
+        if n > (buf.len() / 16) as u64 {
+            return Err(corrupt_state("day count"));
+        }
+        let mut days = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            days.push((r.i64()?, r.f64()?));
+        }
+        r.finish()?;
+        Ok(ClvState { as_of: (has == 1).then_some(as_of), unit, days, merged: 0 })
+    }
+}
+
+// ---------------------------------------------------------------------------- special functions
+
+pub fn ln_gamma(x: f64) -> f64 {
+    libm::lgamma(x)
+}
+
+/// The digamma function for x > 0: recurrence up to 10, then the asymptotic series.
+pub fn digamma(mut x: f64) -> f64 {
+    let mut r = 0.0;
+    while x < 10.0 {
+        r -= 1.0 / x;
+        x += 1.0;
+    }
+    let f = 1.0 / (x * x);
+    r + x.ln()
+        - 0.5 / x
+        - f * (1.0 / 12.0 - f * (1.0 / 120.0 - f * (1.0 / 252.0 - f * (1.0 / 240.0 - f * (1.0 / 132.0 - f * 691.0 / 32760.0)))))
+}
+
+/// ln of the Gauss hypergeometric function 2F1(a, b; c; z) for 0 <= z < 1 and c > 0, by its
+/// power series; with Euler's transformation (1 - z)^(c-a-b) 2F1(c-a, c-b; c; z) when
+/// c - a - b < 0, so that the series stays of order one and the large factor is taken in
+/// logs (lifetimes does the same when the direct value overflows).
+pub fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> Result<f64, CoreError> {
+    if !(0.0..1.0).contains(&z) || c <= 0.0 {
+        return Err(out_of_range(format!("hypergeometric function outside its domain (c = {c}, z = {z})")));
+    }
+    if z == 0.0 {
+        return Ok(0.0);
+    }
+    let (a2, b2, lead) = if c - a - b < 0.0 { (c - a, c - b, (c - a - b) * (-z).ln_1p()) } else { (a, b, 0.0) };
+    let mut sum = 1.0;
+    let mut comp = 0.0;
+    let mut term = 1.0;
+    for n in 0..2_000_000u32 {
+        let n = n as f64;
+        term *= (a2 + n) * (b2 + n) / ((c + n) * (n + 1.0)) * z;
+        let t = sum + term;
+        comp += if sum.abs() >= term.abs() { (sum - t) + term } else { (term - t) + sum };
+        sum = t;
+        if term.abs() <= 1e-17 * sum.abs() && n > 2.0 {
+            let s = sum + comp;
+            if s.is_nan() || s <= 0.0 || s.is_infinite() {
+                break;
+            }
+            return Ok(lead + s.ln());
+        }
+    }
+    Err(out_of_range(format!("hypergeometric series did not converge (a = {a}, b = {b}, c = {c}, z = {z})")))
+}
+
+// ---------------------------------------------------------------------------- optimizer
+
+/// The result of a minimization.
+#[derive(Clone, Debug)]
+pub struct Optimum<const N: usize> {
+    pub x: [f64; N],
+    pub f: f64,
+    pub iterations: usize,
+    /// Largest absolute component of the gradient at x.
+    pub gradient: f64,
+    pub converged: bool,
+}
+
+fn dot<const N: usize>(a: &[f64; N], b: &[f64; N]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn max_abs<const N: usize>(a: &[f64; N]) -> f64 {
+    a.iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+/// BFGS with a backtracking (Armijo) line search. Stops when the largest gradient component
+/// is below `gtol`, or when five steps in a row no longer lower the objective beyond its
+/// rounding (1e-15 relative): ill-conditioned likelihoods reach that floor with a gradient
+/// above `gtol`. Converged when the gradient is then below `accept`. `f` returns the value
+/// and gradient (non-finite values count as +infinity, so the line search steps back from
+/// them). `check` runs every iteration.
+pub fn bfgs<const N: usize>(
+    x0: [f64; N],
+    mut f: impl FnMut(&[f64; N]) -> (f64, [f64; N]),
+    max_iter: usize,
+    gtol: f64,
+    accept: f64,
+    check: &mut dyn FnMut(),
+) -> Optimum<N> {
+    let mut x = x0;
+    let (mut fx, mut g) = f(&x);
+    let mut h = [[0.0; N]; N];
+    for (i, row) in h.iter_mut().enumerate() {
+        row[i] = 1.0;
+    }
+    let mut first = true;
+    let mut it = 0;
+    let mut stalled = 0;
+    while it < max_iter && stalled < 5 {
+        check();
+        if !fx.is_finite() || g.iter().any(|v| !v.is_finite()) {
+            break;
+        }
+        if max_abs(&g) < gtol {
+            return Optimum { x, f: fx, iterations: it, gradient: max_abs(&g), converged: true };
+        }
+        it += 1;
+        let mut d = [0.0; N];
+        for i in 0..N {
+            d[i] = -(0..N).map(|j| h[i][j] * g[j]).sum::<f64>();
+        }
+        let mut slope = dot(&d, &g);
+        if slope >= 0.0 {
+            // Not a descent direction: restart from the steepest descent.
+            for i in 0..N {
+                d[i] = -g[i];
+                h[i] = [0.0; N];
+                h[i][i] = 1.0;
+            }
+            slope = dot(&d, &g);
+            first = true;
+        }
+        // Keep the first step (and any step) within a factor e^5 of each parameter.
+        let mut step = (5.0 / max_abs(&d)).min(1.0);
+        let mut accepted = None;
+        for _ in 0..80 {
+            let mut xn = x;
+            for i in 0..N {
+                xn[i] += step * d[i];
+            }
+            let (fxn, gn) = f(&xn);
+            if fxn.is_finite() && gn.iter().all(|v| v.is_finite()) && fxn <= fx + 1e-4 * step * slope {
+                accepted = Some((xn, fxn, gn));
+                break;
+            }
+            step *= 0.5;
+        }
+        let Some((xn, fxn, gn)) = accepted else {
+            // No decrease along the direction: at the precision of the objective.
+            break;
+        };
+        let mut s = [0.0; N];
+        let mut y = [0.0; N];
+        for i in 0..N {
+            s[i] = xn[i] - x[i];
+            y[i] = gn[i] - g[i];
+        }
+        let sy = dot(&s, &y);
+        if sy > 1e-300 {
+            if first {
+                let scale = sy / dot(&y, &y);
+                for (i, row) in h.iter_mut().enumerate() {
+                    *row = [0.0; N];
+                    row[i] = scale;
+                }
+                first = false;
+            }
+            // H <- (I - rho s y') H (I - rho y s') + rho s s'
+            let rho = 1.0 / sy;
+            let mut hy = [0.0; N];
+            for i in 0..N {
+                hy[i] = (0..N).map(|j| h[i][j] * y[j]).sum();
+            }
+            let yhy = dot(&y, &hy);
+            for i in 0..N {
+                for j in 0..N {
+                    h[i][j] += rho * ((1.0 + rho * yhy) * s[i] * s[j] - hy[i] * s[j] - s[i] * hy[j]);
+                }
+            }
+        }
+        stalled = if fxn >= fx - 1e-15 * fx.abs() { stalled + 1 } else { 0 };
+        x = xn;
+        fx = fxn;
+        g = gn;
+    }
+    let gradient = max_abs(&g);
+    Optimum { x, f: fx, iterations: it, gradient, converged: fx.is_finite() && gradient < accept }
+}
+
+// ---------------------------------------------------------------------------- BG/NBD
+
+/// BG/NBD parameters: purchase rates Gamma(r, alpha), dropout probabilities Beta(a, b).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BgNbd {
+    pub r: f64,
+    pub alpha: f64,
+    pub a: f64,
+    pub b: f64,
+}
+
+/// Gamma-Gamma parameters: spend per transaction Gamma(p, nu), nu ~ Gamma(q, v).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GammaGamma {
+    pub p: f64,
+    pub q: f64,
+    pub v: f64,
+}
+
+/// Customers for the BG/NBD likelihood, condensed into distinct (frequency, recency, t)
+/// patterns with their counts (the likelihood is a sum over customers).
+pub struct BgData {
+    pub n: u64,
+    xs: Vec<f64>,
+    x_count: Vec<f64>,
+    pat_x: Vec<u32>,
+    pat_tx: Vec<f64>,
+    pat_t: Vec<f64>,
+    pat_w: Vec<f64>,
+    sum_x: f64,
+    max_t: f64,
+}
+
+/// Checks one customer's (frequency, recency, t) as lifetimes' `_check_inputs` does.
+pub fn check_customer(x: f64, tx: f64, t: f64) -> Result<(), CoreError> {
+    let bad = |m: String| Err(invalid(m));
+    if !x.is_finite() || !tx.is_finite() || !t.is_finite() {
+        return bad(format!("frequency, recency and t must be finite numbers, got {}, {}, {}", show(x), show(tx), show(t)));
+    }
+    if x < 0.0 || tx < 0.0 || t < 0.0 {
+        return bad(format!("frequency, recency and t must not be negative, got {}, {}, {}", show(x), show(tx), show(t)));
+    }
+    if x.fract() != 0.0 {
+        return bad(format!("frequency must be a whole number of repeat purchases, got {x}"));
+    }
+    if tx > t {
+        return bad(format!("recency ({tx}) is greater than t ({t})"));
+    }
+    if x == 0.0 && tx != 0.0 {
+        return bad(format!("recency is {tx} for a customer with frequency 0 (it must be 0: no repeat purchase)"));
+    }
+    Ok(())
+}
+
+impl BgData {
+    pub fn new(rows: impl IntoIterator<Item = (f64, f64, f64)>) -> Result<BgData, CoreError> {
+        let mut xi: FxHashMap<u64, u32> = FxHashMap::default();
+        let mut pats: FxHashMap<(u32, u64, u64), u32> = FxHashMap::default();
+        let mut d = BgData {
+            n: 0,
+            xs: vec![],
+            x_count: vec![],
+            pat_x: vec![],
+            pat_tx: vec![],
+            pat_t: vec![],
+            pat_w: vec![],
+            sum_x: 0.0,
+            max_t: 0.0,
+        };
+        for (x, tx, t) in rows {
+            check_customer(x, tx, t)?;
+            let k = *xi.entry(x.to_bits()).or_insert_with(|| {
+                d.xs.push(x);
+                d.x_count.push(0.0);
+                (d.xs.len() - 1) as u32
+            });
+            d.x_count[k as usize] += 1.0;
+            let p = *pats.entry((k, tx.to_bits(), t.to_bits())).or_insert_with(|| {
+                d.pat_x.push(k);
+                d.pat_tx.push(tx);
+                d.pat_t.push(t);
+                d.pat_w.push(0.0);
+                (d.pat_w.len() - 1) as u32
+            });
+            d.pat_w[p as usize] += 1.0;
+            d.n += 1;
+            d.sum_x += x;
+            d.max_t = d.max_t.max(t);
+        }
+        if d.n == 0 {
+            return Err(invalid("no customers to fit (every row had a NULL value)"));
+        }
+        if d.max_t <= 0.0 {
+            return Err(invalid("t is 0 for every customer: the model needs customers observed for some time"));
+        }
+        Ok(d)
+    }
+
+    pub fn patterns(&self) -> usize {
+        self.pat_w.len()
+    }
+
+    /// Total log-likelihood at `m` with times multiplied by `scale`, and its gradient with
+    /// respect to (r, alpha, a, b).
+    pub fn loglik(&self, m: &BgNbd, scale: f64, grad: bool) -> (f64, [f64; 4]) {
+        let BgNbd { r, alpha, a, b } = *m;
+        let n = self.n as f64;
+        let mut ll = n * (r * alpha.ln() + ln_gamma(a + b) - ln_gamma(r) - ln_gamma(b));
+        let mut g = [0.0; 4];
+        if grad {
+            g[0] = n * (alpha.ln() - digamma(r));
+            g[1] = n * r / alpha;
+            g[2] = n * digamma(a + b);
+            g[3] = n * (digamma(a + b) - digamma(b));
+        }
+        // Per distinct frequency: the terms that depend on x only.
+        let mut ln_d = vec![0.0; self.xs.len()];
+        for (k, (&x, &c)) in self.xs.iter().zip(&self.x_count).enumerate() {
+            ll += c * (ln_gamma(r + x) + ln_gamma(b + x) - ln_gamma(a + b + x));
+            ln_d[k] = if x > 0.0 { a.ln() - (b + x - 1.0).ln() } else { f64::NEG_INFINITY };
+            if grad {
+                let dabx = digamma(a + b + x);
+                g[0] += c * digamma(r + x);
+                g[2] -= c * dabx;
+                g[3] += c * (digamma(b + x) - dabx);
+            }
+        }
+        for i in 0..self.pat_w.len() {
+            let k = self.pat_x[i] as usize;
+            let x = self.xs[k];
+            let w = self.pat_w[i];
+            let at = alpha + self.pat_t[i] * scale;
+            let lt = at.ln();
+            let a3 = -(r + x) * lt;
+            if x == 0.0 {
+                ll += w * a3;
+                if grad {
+                    g[0] -= w * lt;
+                    g[1] -= w * (r + x) / at;
+                }
+                continue;
+            }
+            let ax = alpha + self.pat_tx[i] * scale;
+            let lx = ax.ln();
+            let a4 = ln_d[k] - (r + x) * lx;
+            let (hi, lo) = if a3 > a4 { (a3, a4) } else { (a4, a3) };
+            let e = (lo - hi).exp();
+            ll += w * (hi + e.ln_1p());
+            if grad {
+                // Shares of the two terms in exp(a3) + exp(a4).
+                let wa = if a3 > a4 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+                let wd = 1.0 - wa;
+                g[0] -= w * (wa * lt + wd * lx);
+                g[1] -= w * (r + x) * (wa / at + wd / ax);
+                g[2] += w * wd / a;
+                g[3] -= w * wd / (b + x - 1.0);
+            }
+        }
+        (ll, g)
+    }
+}
+
+/// A fitted model with its diagnostics.
+#[derive(Clone, Debug)]
+pub struct Fit<P> {
+    pub params: P,
+    /// Total log-likelihood of the data (times in the data's unit), as the paper reports it.
+    pub loglik: f64,
+    pub iterations: usize,
+    /// Largest absolute gradient component of the objective at the optimum (per customer,
+    /// with respect to the log parameters).
+    pub gradient: f64,
+    pub n: u64,
+}
+
+/// Gradient tolerances of the fits (objective per customer, log parameters): BFGS stops
+/// below GTOL, or at the objective's rounding floor with a gradient below ACCEPT (scipy's
+/// BFGS in lifetimes stops at 1e-7).
+pub const GTOL: f64 = 1e-10;
+pub const ACCEPT: f64 = 1e-7;
+
+fn check_params(model: &str, names: &[&str], values: &[f64]) -> Result<(), CoreError> {
+    for (n, v) in names.iter().zip(values) {
+        if !(v.is_finite() && *v > 1e-10 && *v < 1e10) {
+            return Err(out_of_range(format!("the {model} fit did not converge: parameter {n} went to {}", show(*v)))
+                .hint("The data may not fit the model (for example too few repeat customers); a penalizer of 0.001 to 0.1 keeps the parameters finite."));
+        }
+    }
+    Ok(())
+}
+
+/// Fits BG/NBD by maximum likelihood, as lifetimes' `BetaGeoFitter.fit` does: log
+/// parameters, times scaled so that the largest t is 1, objective = mean negative
+/// log-likelihood + penalizer * (r^2 + alpha_scaled^2 + a^2 + b^2), start at exp(0.1).
+pub fn fit_bgnbd(data: &BgData, penalizer: f64, max_iter: usize, check: &mut dyn FnMut()) -> Result<Fit<BgNbd>, CoreError> {
+    let scale = 1.0 / data.max_t;
+    let opt = maximize(data.n, penalizer, max_iter, check, |p: &[f64; 4]| {
+        data.loglik(&BgNbd { r: p[0], alpha: p[1], a: p[2], b: p[3] }, scale, true)
+    })?;
+    let p = opt.x.map(f64::exp);
+    let params = BgNbd { r: p[0], alpha: p[1] / scale, a: p[2], b: p[3] };
+    check_params("BG/NBD", &["r", "alpha", "a", "b"], &[params.r, params.alpha, params.a, params.b])?;
+    if !opt.converged {
+        let at = format!("r = {:.4e}, alpha = {:.4e}, a = {:.4e}, b = {:.4e}", params.r, params.alpha, params.a, params.b);
+        return Err(not_converged("BG/NBD", &opt, &at));
+    }
+    let (loglik, _) = data.loglik(&params, 1.0, false);
+    Ok(Fit { params, loglik, iterations: opt.iterations, gradient: opt.gradient, n: data.n })
+}
+
+/// Maximizes a log-likelihood of `n` customers as lifetimes does: BFGS on the log
+/// parameters from exp(0.1), objective = mean negative log-likelihood + penalizer * (sum of
+/// squared parameters). `loglik` gives the total log-likelihood and its gradient with respect
+/// to the parameters.
+fn maximize<const N: usize>(
+    n: u64,
+    penalizer: f64,
+    max_iter: usize,
+    check: &mut dyn FnMut(),
+    loglik: impl Fn(&[f64; N]) -> (f64, [f64; N]),
+) -> Result<Optimum<N>, CoreError> {
+    if !(penalizer.is_finite() && penalizer >= 0.0) {
+        return Err(invalid(format!("penalizer must be a finite number >= 0, got {}", show(penalizer))));
+    }
+    let n = n as f64;
+    let objective = |th: &[f64; N]| {
+        let p = th.map(f64::exp);
+        let (ll, g) = loglik(&p);
+        let f = -ll / n + penalizer * p.iter().map(|v| v * v).sum::<f64>();
+        let mut gt = [0.0; N];
+        for i in 0..N {
+            gt[i] = (-g[i] / n + 2.0 * penalizer * p[i]) * p[i];
+        }
+        (f, gt)
+    };
+    Ok(bfgs([0.1; N], objective, max_iter, GTOL, ACCEPT, check))
+}
+
+fn not_converged<const N: usize>(model: &str, opt: &Optimum<N>, at: &str) -> CoreError {
+    out_of_range(format!(
+        "the {model} fit did not converge in {} iterations (largest gradient component {:.1e}, at {at})",
+        opt.iterations, opt.gradient
+    ))
+    .hint(
+        "A parameter running off to a very large or small value means the data do not determine it (for example nobody \
+         seems to drop out); a penalizer (0.001 to 0.1) keeps the parameters finite. Otherwise raise max_iter.",
+    )
+}
+
+/// Repeat customers for the Gamma-Gamma likelihood: (frequency, mean spend) with counts.
+pub struct GgData {
+    pub n: u64,
+    xs: Vec<f64>,
+    x_count: Vec<f64>,
+    pat_x: Vec<f64>,
+    pat_m: Vec<f64>,
+    pat_w: Vec<f64>,
+    /// Sums over customers of x ln m, ln m and x ln x (the parts linear in the parameters).
+    sum_x_ln_m: f64,
+    sum_ln_m: f64,
+    sum_x_ln_x: f64,
+}
+
+impl GgData {
+    /// Customers with frequency > 0 only; the others are skipped (they carry no spend).
+    pub fn new(rows: impl IntoIterator<Item = (f64, f64)>) -> Result<GgData, CoreError> {
+        let mut xi: FxHashMap<u64, usize> = FxHashMap::default();
+        let mut pats: FxHashMap<(u64, u64), usize> = FxHashMap::default();
+        let mut d = GgData {
+            n: 0,
+            xs: vec![],
+            x_count: vec![],
+            pat_x: vec![],
+            pat_m: vec![],
+            pat_w: vec![],
+            sum_x_ln_m: 0.0,
+            sum_ln_m: 0.0,
+            sum_x_ln_x: 0.0,
+        };
+        for (x, m) in rows {
+            if !m.is_finite() {
+                return Err(invalid(format!("monetary must be a finite number, got {}", show(m))));
+            }
+            if x == 0.0 {
+                continue;
+            }
+            if m <= 0.0 {
+                return Err(invalid(format!("monetary must be > 0 for a customer with repeat purchases, got {m}"))
+                    .hint("monetary is the mean spend of the repeat purchases; leave returns and free orders out."));
+            }
+            let k = *xi.entry(x.to_bits()).or_insert_with(|| {
+                d.xs.push(x);
+                d.x_count.push(0.0);
+                d.xs.len() - 1
+            });
+            d.x_count[k] += 1.0;
+            let p = *pats.entry((x.to_bits(), m.to_bits())).or_insert_with(|| {
+                d.pat_x.push(x);
+                d.pat_m.push(m);
+                d.pat_w.push(0.0);
+                d.pat_w.len() - 1
+            });
+            d.pat_w[p] += 1.0;
+            d.n += 1;
+            d.sum_x_ln_m += x * m.ln();
+            d.sum_ln_m += m.ln();
+            d.sum_x_ln_x += x * x.ln();
+        }
+        if d.n == 0 {
+            return Err(invalid("no customer has a repeat purchase, so the Gamma-Gamma spend model cannot be fitted")
+                .hint("Pass monetary => NULL to fit BG/NBD alone."));
+        }
+        Ok(d)
+    }
+
+    /// Total log-likelihood and its gradient with respect to (p, q, v).
+    pub fn loglik(&self, m: &GammaGamma, grad: bool) -> (f64, [f64; 3]) {
+        let GammaGamma { p, q, v } = *m;
+        let n = self.n as f64;
+        let mut ll = n * (q * v.ln() - ln_gamma(q)) + p * (self.sum_x_ln_m + self.sum_x_ln_x) - self.sum_ln_m;
+        let mut g = [0.0; 3];
+        if grad {
+            g[0] = self.sum_x_ln_m + self.sum_x_ln_x;
+            g[1] = n * (v.ln() - digamma(q));
+            g[2] = n * q / v;
+        }
+        for (&x, &c) in self.xs.iter().zip(&self.x_count) {
+            ll += c * (ln_gamma(p * x + q) - ln_gamma(p * x));
+            if grad {
+                let d = digamma(p * x + q);
+                g[0] += c * x * (d - digamma(p * x));
+                g[1] += c * d;
+            }
+        }
+        for i in 0..self.pat_w.len() {
+            let (x, mm, w) = (self.pat_x[i], self.pat_m[i], self.pat_w[i]);
+            let s = x * mm + v;
+            let l = s.ln();
+            ll -= w * (p * x + q) * l;
+            if grad {
+                g[0] -= w * x * l;
+                g[1] -= w * l;
+                g[2] -= w * (p * x + q) / s;
+            }
+        }
+        (ll, g)
+    }
+}
+
+/// Fits Gamma-Gamma by maximum likelihood as lifetimes' `GammaGammaFitter.fit` does (log
+/// parameters, no scaling, objective = mean negative log-likelihood + penalizer * (p^2 +
+/// q^2 + v^2), start at exp(0.1)). A fitted q <= 1 is refused: the population's mean spend,
+/// v p / (q - 1), would be infinite.
+pub fn fit_gamma_gamma(data: &GgData, penalizer: f64, max_iter: usize, check: &mut dyn FnMut()) -> Result<Fit<GammaGamma>, CoreError> {
+    let opt = maximize(data.n, penalizer, max_iter, check, |p: &[f64; 3]| data.loglik(&GammaGamma { p: p[0], q: p[1], v: p[2] }, true))?;
+    let p = opt.x.map(f64::exp);
+    let params = GammaGamma { p: p[0], q: p[1], v: p[2] };
+    check_params("Gamma-Gamma", &["p", "q", "v"], &p)?;
+    if !opt.converged {
+        let at = format!("p = {:.4e}, q = {:.4e}, v = {:.4e}", params.p, params.q, params.v);
+        return Err(not_converged("Gamma-Gamma", &opt, &at));
+    }
+    if params.q <= 1.0 {
+        return Err(out_of_range(format!(
+            "the Gamma-Gamma fit gives q = {} <= 1, for which the mean spend of the population is infinite",
+            params.q
+        ))
+        .hint("q <= 1 means a heavy tail of customers with very large mean spend: check monetary for outliers, or fit BG/NBD alone with monetary => NULL."));
+    }
+    let (loglik, _) = data.loglik(&params, false);
+    Ok(Fit { params, loglik, iterations: opt.iterations, gradient: opt.gradient, n: data.n })
+}
+
+// ---------------------------------------------------------------------------- predictions
+
+fn finite(what: &str, v: f64) -> Result<f64, CoreError> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(out_of_range(format!("{what} is out of range for float8 ({})", show(v))))
+    }
+}
+
+impl BgNbd {
+    /// Checks stored or user-given parameters (all finite and > 0).
+    pub fn check(&self) -> Result<(), CoreError> {
+        for (n, v) in [("r", self.r), ("alpha", self.alpha), ("a", self.a), ("b", self.b)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(invalid(format!("BG/NBD parameter {n} must be a finite number > 0, got {}", show(v))));
+            }
+        }
+        Ok(())
+    }
+
+    /// Expected repeat purchases in the next `t` units of a customer with (x, tx, T):
+    /// lifetimes' `conditional_expected_number_of_purchases_up_to_time`.
+    pub fn expected_purchases(&self, t: f64, x: f64, tx: f64, big_t: f64) -> Result<f64, CoreError> {
+        check_customer(x, tx, big_t)?;
+        if !(t.is_finite() && t >= 0.0) {
+            return Err(invalid(format!("periods must be a finite number >= 0, got {}", show(t))));
+        }
+        let BgNbd { r, alpha, a, b } = *self;
+        if t == 0.0 {
+            return Ok(0.0);
+        }
+        let (ha, hb, hc) = (r + x, b + x, a + b + x - 1.0);
+        let z = t / (alpha + big_t + t);
+        let ln_hyp = ln_hyp2f1(ha, hb, hc, z)?;
+        let first = (a + b + x - 1.0) / (a - 1.0);
+        let second = -(ln_hyp + (r + x) * ((alpha + big_t) / (alpha + t + big_t)).ln()).exp_m1();
+        let denominator = 1.0 + if x > 0.0 { (a / (b + x - 1.0)) * ((alpha + big_t) / (alpha + tx)).powf(r + x) } else { 0.0 };
+        finite("expected purchases", first * second / denominator)
+    }
+
+    /// Probability that a customer with (x, tx, T) is still active:
+    /// lifetimes' `conditional_probability_alive`.
+    pub fn p_alive(&self, x: f64, tx: f64, big_t: f64) -> Result<f64, CoreError> {
+        check_customer(x, tx, big_t)?;
+        if x == 0.0 {
+            return Ok(1.0);
+        }
+        let BgNbd { r, alpha, a, b } = *self;
+        let log_div = (r + x) * ((alpha + big_t) / (alpha + tx)).ln() + (a / (b + x - 1.0)).ln();
+        // expit(-log_div)
+        Ok(if log_div >= 0.0 {
+            let e = (-log_div).exp();
+            e / (1.0 + e)
+        } else {
+            1.0 / (1.0 + log_div.exp())
+        })
+    }
+}
+
+impl GammaGamma {
+    pub fn check(&self) -> Result<(), CoreError> {
+        for (n, v) in [("p", self.p), ("q", self.q), ("v", self.v)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(invalid(format!("Gamma-Gamma parameter {n} must be a finite number > 0, got {}", show(v))));
+            }
+        }
+        if self.q <= 1.0 {
+            return Err(invalid(format!("Gamma-Gamma parameter q must be > 1, got {}", self.q)));
+        }
+        Ok(())
+    }
+
+    /// Expected spend per purchase of a customer with x repeat purchases of mean m:
+    /// lifetimes' `conditional_expected_average_profit`.
+    pub fn expected_spend(&self, x: f64, m: f64) -> Result<f64, CoreError> {
+        if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0) {
+            return Err(invalid(format!("frequency must be a whole number >= 0, got {}", show(x))));
+        }
+        if !(m.is_finite() && m >= 0.0) {
+            return Err(invalid(format!("monetary must be a finite number >= 0, got {}", show(m))));
+        }
+        let GammaGamma { p, q, v } = *self;
+        let w = p * x / (p * x + q - 1.0);
+        let population = v * p / (q - 1.0);
+        finite("expected spend", (1.0 - w) * population + w * m)
+    }
+}
+
+/// Customer lifetime value over `months` months, as lifetimes' `customer_lifetime_value`:
+/// for each month i, the expected purchases between (i - 1) and i months (a month being 30
+/// days or 4.345 weeks) times the expected spend, discounted by (1 + discount)^i.
+#[allow(clippy::too_many_arguments)]
+pub fn clv(
+    bg: &BgNbd,
+    gg: &GammaGamma,
+    unit: Unit,
+    x: f64,
+    tx: f64,
+    big_t: f64,
+    m: f64,
+    months: i32,
+    discount: f64,
+) -> Result<f64, CoreError> {
+    if !(0..=1200).contains(&months) {
+        return Err(invalid(format!("months must be between 0 and 1200, got {months}")));
+    }
+    if !(discount.is_finite() && discount > -1.0) {
+        return Err(invalid(format!("monthly_discount must be a finite number > -1, got {}", show(discount))));
+    }
+    let spend = gg.expected_spend(x, m)?;
+    let factor = unit.per_month();
+    let mut value = 0.0;
+    let mut before = 0.0;
+    for i in 1..=months {
+        let now = bg.expected_purchases(i as f64 * factor, x, tx, big_t)?;
+        value += spend * (now - before) / (1.0 + discount).powi(i);
+        before = now;
+    }
+    finite("customer lifetime value", value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = USECS_PER_DAY;
+
+    fn summary(rows: &[(i64, f64)], as_of: i64, unit: Unit) -> ClvSummary {
+        let mut s = ClvState::default();
+        for (ts, amount) in rows {
+            s.update(*ts, *amount, as_of, unit).unwrap();
+        }
+        s.finalize().unwrap()
+    }
+
+    #[test]
+    fn summary_by_hand() {
+        // Purchases on days 10 (twice), 13 and 24, as_of day 31 at noon.
+        let rows = [(10 * DAY + 5, 3.0), (24 * DAY, 8.0), (10 * DAY + 99, 4.0), (13 * DAY + 7, 2.0)];
+        let s = summary(&rows, 31 * DAY + DAY / 2, Unit::Day);
+        assert_eq!(s, ClvSummary { frequency: 2, recency: 14.0, t: 21.0, monetary: 5.0 });
+        let w = summary(&rows, 31 * DAY + DAY / 2, Unit::Week);
+        assert_eq!(w.frequency, 2);
+        assert!((w.recency - 2.0).abs() < 1e-15 && (w.t - 3.0).abs() < 1e-15);
+        // One purchase day: frequency 0, recency 0, monetary 0.
+        let one = summary(&[(5 * DAY, 7.0), (5 * DAY + 1, 1.0)], 9 * DAY, Unit::Day);
+        assert_eq!(one, ClvSummary { frequency: 0, recency: 0.0, t: 4.0, monetary: 0.0 });
+        // Days before 2000-01-01 (negative timestamps) are calendar days too.
+        let neg = summary(&[(-DAY - 1, 1.0), (-DAY + 1, 2.0)], 0, Unit::Day);
+        assert_eq!(neg, ClvSummary { frequency: 1, recency: 1.0, t: 2.0, monetary: 2.0 });
+    }
+
+    #[test]
+    fn summary_merges_in_any_split() {
+        let rows: Vec<(i64, f64)> = (0..200).map(|i| ((i * 7919 % 61) * DAY + i, (i % 13) as f64)).collect();
+        let whole = summary(&rows, 70 * DAY, Unit::Day);
+        for cut in [0, 1, 57, 150, 199] {
+            let mut a = ClvState::default();
+            let mut b = ClvState::default();
+            for (i, (ts, amt)) in rows.iter().enumerate() {
+                if i < cut { &mut a } else { &mut b }.update(*ts, *amt, 70 * DAY, Unit::Day).unwrap();
+            }
+            let mut b = ClvState::deserialize(&b.serialize()).unwrap();
+            a.merge(&mut b).unwrap();
+            let got = a.finalize().unwrap();
+            assert_eq!(got.frequency, whole.frequency);
+            assert_eq!(got.recency, whole.recency);
+            assert!((got.monetary - whole.monetary).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn summary_errors() {
+        let mut s = ClvState::default();
+        assert!(s.update(2 * DAY, 1.0, DAY, Unit::Day).unwrap_err().message.contains("later than as_of"));
+        assert!(s.update(0, -1.0, DAY, Unit::Day).unwrap_err().message.contains(">= 0"));
+        s.update(0, 1.0, DAY, Unit::Day).unwrap();
+        assert!(s.update(0, 1.0, 2 * DAY, Unit::Day).unwrap_err().message.contains("as_of must be the same"));
+        assert!(s.update(0, 1.0, DAY, Unit::Week).unwrap_err().message.contains("unit must be the same"));
+        assert!(ClvState::deserialize(&[1, 0, 0]).is_err());
+        let mut bytes = s.serialize();
+        bytes[9] = 7;
+        assert!(ClvState::deserialize(&bytes).is_err());
+        assert!(Unit::parse("month").is_err());
+    }
+
+    #[test]
+    fn digamma_and_hyp2f1() {
+        // psi(1) = -Euler-Mascheroni, psi(1/2) = -gamma - 2 ln 2.
+        let g = 0.577_215_664_901_532_9;
+        assert!((digamma(1.0) + g).abs() < 1e-14);
+        assert!((digamma(0.5) + g + 2.0 * 2f64.ln()).abs() < 1e-14);
+        // 2F1(1, 1; 2; z) = -ln(1 - z) / z; 2F1(a, b; b; z) = (1 - z)^-a.
+        for z in [0.1, 0.5, 0.9, 0.99] {
+            let v = ln_hyp2f1(1.0, 1.0, 2.0, z).unwrap();
+            assert!((v - (-(-z).ln_1p() / z).ln()).abs() < 1e-13, "{z}");
+            let w = ln_hyp2f1(2.5, 3.0, 3.0, z).unwrap();
+            assert!((w + 2.5 * (-z).ln_1p()).abs() < 1e-12, "{z}");
+        }
+    }
+
+    #[test]
+    fn bfgs_finds_the_minimum_of_rosenbrock() {
+        let f = |x: &[f64; 2]| {
+            let (a, b) = (x[0], x[1]);
+            ((1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2), [-2.0 * (1.0 - a) - 400.0 * a * (b - a * a), 200.0 * (b - a * a)])
+        };
+        let o = bfgs([-1.2, 1.0], f, 500, 1e-10, 1e-10, &mut || {});
+        assert!(o.converged);
+        assert!((o.x[0] - 1.0).abs() < 1e-8 && (o.x[1] - 1.0).abs() < 1e-8);
+    }
+
+    /// The BG/NBD likelihood of the paper's example customer classes is what the formula
+    /// gives by hand, and the gradient equals central differences.
+    #[test]
+    fn bgnbd_loglik_and_gradient() {
+        let rows = vec![(2.0, 30.43, 38.86), (1.0, 1.71, 38.86), (0.0, 0.0, 38.86), (0.0, 0.0, 38.86), (5.0, 20.0, 30.0)];
+        let d = BgData::new(rows.clone()).unwrap();
+        assert_eq!(d.patterns(), 4);
+        let m = BgNbd { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 };
+        let by_hand: f64 = rows
+            .iter()
+            .map(|&(x, tx, t)| {
+                let BgNbd { r, alpha, a, b } = m;
+                let a1 = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
+                let a2 = ln_gamma(a + b) + ln_gamma(b + x) - ln_gamma(b) - ln_gamma(a + b + x);
+                let a3 = (-(r + x) * (alpha + t).ln()).exp();
+                let a4 = if x > 0.0 { (a / (b + x - 1.0)) * (-(r + x) * (alpha + tx).ln()).exp() } else { 0.0 };
+                a1 + a2 + (a3 + a4).ln()
+            })
+            .sum();
+        let (ll, g) = d.loglik(&m, 1.0, true);
+        assert!((ll - by_hand).abs() < 1e-11 * by_hand.abs());
+        let p = [m.r, m.alpha, m.a, m.b];
+        for i in 0..4 {
+            let h = 1e-6 * p[i];
+            let mut up = p;
+            let mut dn = p;
+            up[i] += h;
+            dn[i] -= h;
+            let at = |q: [f64; 4]| d.loglik(&BgNbd { r: q[0], alpha: q[1], a: q[2], b: q[3] }, 1.0, false).0;
+            let num = (at(up) - at(dn)) / (2.0 * h);
+            assert!((num - g[i]).abs() < 1e-6 * (1.0 + g[i].abs()), "{i}: {num} vs {}", g[i]);
+        }
+    }
+
+    #[test]
+    fn gamma_gamma_loglik_and_gradient() {
+        let rows = vec![(2.0, 22.35), (1.0, 11.77), (0.0, 0.0), (4.0, 30.0), (1.0, 11.77)];
+        let d = GgData::new(rows.clone()).unwrap();
+        assert_eq!(d.n, 4);
+        let m = GammaGamma { p: 6.25, q: 3.74, v: 15.44 };
+        let by_hand: f64 = rows
+            .iter()
+            .filter(|r| r.0 > 0.0)
+            .map(|&(x, mm)| {
+                let GammaGamma { p, q, v } = m;
+                ln_gamma(p * x + q) - ln_gamma(p * x) - ln_gamma(q) + q * v.ln() + (p * x - 1.0) * mm.ln() + p * x * x.ln()
+                    - (p * x + q) * (x * mm + v).ln()
+            })
+            .sum();
+        let (ll, g) = d.loglik(&m, true);
+        assert!((ll - by_hand).abs() < 1e-11 * by_hand.abs());
+        let p = [m.p, m.q, m.v];
+        for i in 0..3 {
+            let h = 1e-6 * p[i];
+            let mut up = p;
+            let mut dn = p;
+            up[i] += h;
+            dn[i] -= h;
+            let at = |q: [f64; 3]| d.loglik(&GammaGamma { p: q[0], q: q[1], v: q[2] }, false).0;
+            let num = (at(up) - at(dn)) / (2.0 * h);
+            assert!((num - g[i]).abs() < 1e-6 * (1.0 + g[i].abs()), "{i}: {num} vs {}", g[i]);
+        }
+    }
+
+    /// Simulated BG/NBD customers: the fit recovers the generating parameters.
+    #[test]
+    fn bgnbd_fit_recovers_simulated_parameters() {
+        use crate::core::rng::Rng;
+        let truth = BgNbd { r: 0.5, alpha: 10.0, a: 0.8, b: 2.5 };
+        let mut rng = Rng::new(7);
+        let rows: Vec<(f64, f64, f64)> = (0..20_000).map(|_| simulate(&truth, 52.0, &mut rng)).collect();
+        let d = BgData::new(rows).unwrap();
+        let f = fit_bgnbd(&d, 0.0, 1000, &mut || {}).unwrap();
+        let p = f.params;
+        assert!((p.r / truth.r - 1.0).abs() < 0.1, "{p:?}");
+        assert!((p.alpha / truth.alpha - 1.0).abs() < 0.15, "{p:?}");
+        assert!((p.a / truth.a - 1.0).abs() < 0.25, "{p:?}");
+        assert!((p.b / truth.b - 1.0).abs() < 0.3, "{p:?}");
+        // At the optimum the gradient of the total log-likelihood vanishes.
+        let (_, g) = d.loglik(&p, 1.0, true);
+        let scaled = [g[0] * p.r, g[1] * p.alpha, g[2] * p.a, g[3] * p.b];
+        assert!(scaled.iter().all(|v| v.abs() < 1e-4 * d.n as f64), "{scaled:?}");
+    }
+
+    /// One customer of a BG/NBD process observed for `t` units (whole days).
+    fn simulate(m: &BgNbd, t: f64, rng: &mut crate::core::rng::Rng) -> (f64, f64, f64) {
+        let lambda = gamma(m.r, rng) / m.alpha;
+        let p = beta(m.a, m.b, rng);
+        let mut now = 0.0;
+        let mut x = 0.0;
+        let mut last = 0.0;
+        loop {
+            now += -(1.0 - rng.f64()).ln() / lambda;
+            if now > t {
+                break;
+            }
+            x += 1.0;
+            last = now;
+            if rng.f64() < p {
+                break;
+            }
+        }
+        (x, last, t)
+    }
+
+    fn gamma(shape: f64, rng: &mut crate::core::rng::Rng) -> f64 {
+        // Marsaglia-Tsang, with the shape < 1 boost.
+        if shape < 1.0 {
+            return gamma(shape + 1.0, rng) * rng.f64().powf(1.0 / shape);
+        }
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let (u1, u2) = (rng.f64().max(1e-300), rng.f64());
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            let v = (1.0 + c * z).powi(3);
+            if v > 0.0 && rng.f64().max(1e-300).ln() < 0.5 * z * z + d - d * v + d * v.ln() {
+                return d * v;
+            }
+        }
+    }
+
+    fn beta(a: f64, b: f64, rng: &mut crate::core::rng::Rng) -> f64 {
+        let x = gamma(a, rng);
+        x / (x + gamma(b, rng))
+    }
+
+    #[test]
+    fn predictions_by_hand() {
+        let m = BgNbd { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 };
+        // No repeat purchase: alive for sure; the expectation is the population's
+        // E[X(t)] = (a+b-1)/(a-1) [1 - ((alpha)/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))]
+        // at T = 0.
+        assert_eq!(m.p_alive(0.0, 0.0, 10.0).unwrap(), 1.0);
+        let t = 39.0;
+        let pop = (m.a + m.b - 1.0) / (m.a - 1.0)
+            * (1.0 - (m.alpha / (m.alpha + t)).powf(m.r) * ln_hyp2f1(m.r, m.b, m.a + m.b - 1.0, t / (m.alpha + t)).unwrap().exp());
+        assert!((m.expected_purchases(t, 0.0, 0.0, 0.0).unwrap() - pop).abs() < 1e-12);
+        assert_eq!(m.expected_purchases(0.0, 3.0, 5.0, 9.0).unwrap(), 0.0);
+        // P(alive) by the paper's formula 1 / (1 + a/(b+x-1) ((alpha+T)/(alpha+tx))^(r+x)).
+        let (x, tx, big_t) = (2.0, 30.43, 38.86);
+        let want = 1.0 / (1.0 + m.a / (m.b + x - 1.0) * ((m.alpha + big_t) / (m.alpha + tx)).powf(m.r + x));
+        assert!((m.p_alive(x, tx, big_t).unwrap() - want).abs() < 1e-15);
+        let gg = GammaGamma { p: 6.25, q: 3.74, v: 15.44 };
+        let w = 6.25 * 2.0 / (6.25 * 2.0 + 2.74);
+        assert!((gg.expected_spend(2.0, 22.35).unwrap() - ((1.0 - w) * 15.44 * 6.25 / 2.74 + w * 22.35)).abs() < 1e-12);
+        // CLV of one month is the first month's expected purchases times the spend, discounted.
+        let one = clv(&m, &gg, Unit::Week, x, tx, big_t, 22.35, 1, 0.01).unwrap();
+        let e = m.expected_purchases(4.345, x, tx, big_t).unwrap();
+        assert!((one - e * gg.expected_spend(x, 22.35).unwrap() / 1.01).abs() < 1e-12);
+        assert!(m.expected_purchases(1.0, 1.5, 0.0, 1.0).is_err());
+        assert!(m.p_alive(1.0, 5.0, 4.0).is_err());
+        assert!(GammaGamma { p: 1.0, q: 0.9, v: 1.0 }.check().is_err());
+    }
+}

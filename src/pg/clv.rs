@@ -1,0 +1,343 @@
+//! Customer lifetime value: the support functions of `rfm_clv_summary`, `rfm_clv_fit`
+//! (called by `rfm_clv_train`, which stores the result) and the predictions, by model name
+//! (read once per statement) or by `rfm_clv_model` value (declared in `sql/clv.sql`).
+
+use pgrx::pg_sys::{self, Datum, Oid};
+use pgrx::PgSqlErrorCode;
+use rustc_hash::FxHashMap;
+
+use super::aggregates::{combine, deserial, serial};
+use super::call::*;
+use super::catalog::schema_prefix;
+use super::error::{null_not_allowed, raise, OrRaise, PgError};
+use super::spi::{select_text, Statement};
+use super::{citus, source};
+use crate::core::clv::{self, BgData, BgNbd, ClvState, GammaGamma, GgData, Unit};
+use crate::core::encode::Kind;
+
+const CLV_SUMMARY: [Oid; 4] = [pg_sys::INT8OID, pg_sys::FLOAT8OID, pg_sys::FLOAT8OID, pg_sys::FLOAT8OID];
+const FIT_RESULT: [Oid; 16] = [
+    pg_sys::INT8OID,
+    pg_sys::INT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::INT4OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::INT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::INT4OID,
+    pg_sys::FLOAT8OID,
+];
+const CLV_MODEL: [Oid; 10] = [
+    pg_sys::TEXTOID,
+    pg_sys::INT4OID,
+    pg_sys::TEXTOID,
+    pg_sys::FLOAT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::FLOAT8OID,
+];
+
+// ---------------------------------------------------------------------------- aggregate
+
+fn unit_arg(call: &Call<'_>, i: usize) -> Unit {
+    match call.bytes(i) {
+        None => null_not_allowed(format!("{}: unit must not be NULL", call.name)),
+        Some(b"day") => Unit::Day,
+        Some(b"week") => Unit::Week,
+        Some(other) => Unit::parse(&String::from_utf8_lossy(other)).or_raise(call.name),
+    }
+}
+
+pg_v1! {
+    // rfm_clv_summary(order_ts, amount, as_of [, unit]); SAFETY of the state arguments as in
+    // aggregates.rs: the declarations give them this aggregate's state type.
+    fn rfm_clv_trans(call: "rfm_clv_summary") -> Datum {
+        // SAFETY: see above.
+        let state = unsafe { call.state_or_new(0, ClvState::default) };
+        let as_of = call.i64(3).unwrap_or_else(|| null_not_allowed(format!("{}: as_of must not be NULL", call.name)));
+        let unit = if call.nargs() > 4 { unit_arg(&call, 4) } else { Unit::Day };
+        if let (Some(ts), Some(amount)) = (call.i64(1), call.f64(2)) {
+            state.update(ts, amount, as_of, unit).or_raise(call.name);
+        }
+        state_datum(state)
+    }
+
+    fn rfm_clv_combine(call: "rfm_clv_summary") -> Datum { combine::<ClvState>(&call) }
+    fn rfm_clv_serial(call: "rfm_clv_summary") -> Datum { serial::<ClvState>(&mut call) }
+    fn rfm_clv_deserial(call: "rfm_clv_summary") -> Datum { deserial::<ClvState>(&mut call) }
+
+    fn rfm_clv_final(call: "rfm_clv_summary") -> Datum {
+        let args = call.args();
+        // SAFETY: see above. Merging the state's days in place keeps it equivalent, so a
+        // later transition or final call sees the same customer.
+        let Some(s) = (unsafe { args.state::<ClvState>(0) }).and_then(ClvState::finalize) else {
+            return args.return_null();
+        };
+        if !s.monetary.is_finite() {
+            raise(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, format!("{}: monetary is out of range for float8", args.name));
+        }
+        let result = call.cache(|a| Composite::for_result(a, &CLV_SUMMARY));
+        result.form(
+            args.name,
+            &[Some(Datum::from(s.frequency)), Some(f64_datum(s.recency)), Some(f64_datum(s.t)), Some(f64_datum(s.monetary))],
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------- fitting
+
+fn text_arg(args: &Args<'_>, i: usize, what: &str) -> String {
+    args.text(i).unwrap_or_else(|| null_not_allowed(format!("{}: {what} must not be NULL", args.name)))
+}
+
+pg_v1! {
+    // rfm_clv_fit(source, frequency, recency, t, monetary, penalizer, max_iter)
+    fn rfm_clv_fit(call: "rfm_clv_train") -> Datum {
+        let args = call.args();
+        let what = args.name;
+        let source = args.oid(0).unwrap_or_else(|| null_not_allowed(format!("{what}: source must not be NULL")));
+        let mut columns = vec![text_arg(&args, 1, "frequency"), text_arg(&args, 2, "recency"), text_arg(&args, 3, "t")];
+        let monetary = args.text(4);
+        if let Some(m) = &monetary {
+            columns.push(m.clone());
+        }
+        let penalizer = args.f64(5).unwrap_or_else(|| null_not_allowed(format!("{what}: penalizer must not be NULL")));
+        let max_iter = args.i32(6).unwrap_or_else(|| null_not_allowed(format!("{what}: max_iter must not be NULL")));
+        let max_iter = usize::try_from(max_iter).ok().filter(|m| *m > 0)
+            .unwrap_or_else(|| super::error::invalid(format!("{what}: max_iter must be at least 1, got {max_iter}")));
+        let mut check = || {
+            pgrx::check_for_interrupts!();
+        };
+        let rows = source::read(what, source, &columns, None, &mut check);
+        if let Some(i) = rows.table.kinds.iter().position(|k| *k != Kind::Numeric) {
+            raise(
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                format!("{what}: column \"{}\" of relation {} is not numeric", columns[i], rows.relation),
+            );
+        }
+        let d = columns.len();
+        let data = &rows.table.numeric;
+        let bg = BgData::new(data.chunks_exact(d).map(|r| (r[0], r[1], r[2]))).or_raise(what);
+        let fit = clv::fit_bgnbd(&bg, penalizer, max_iter, &mut check).or_raise(what);
+        let spend = if monetary.is_some() {
+            let gg = GgData::new(data.chunks_exact(d).map(|r| (r[0], r[3]))).or_raise(what);
+            Some(clv::fit_gamma_gamma(&gg, penalizer, max_iter, &mut check).or_raise(what))
+        } else {
+            None
+        };
+        let p = fit.params;
+        let result = call.cache(|a| Composite::for_result(a, &FIT_RESULT));
+        let opt = |x: Option<f64>| x.map(f64_datum);
+        result.form(what, &[
+            Some(Datum::from(fit.n as i64)),
+            Some(Datum::from(rows.skipped as i64)),
+            Some(f64_datum(p.r)),
+            Some(f64_datum(p.alpha)),
+            Some(f64_datum(p.a)),
+            Some(f64_datum(p.b)),
+            Some(f64_datum(fit.loglik)),
+            Some(Datum::from(fit.iterations as i32)),
+            Some(f64_datum(fit.gradient)),
+            spend.as_ref().map(|s| Datum::from(s.n as i64)),
+            opt(spend.as_ref().map(|s| s.params.p)),
+            opt(spend.as_ref().map(|s| s.params.q)),
+            opt(spend.as_ref().map(|s| s.params.v)),
+            opt(spend.as_ref().map(|s| s.loglik)),
+            spend.as_ref().map(|s| Datum::from(s.iterations as i32)),
+            opt(spend.as_ref().map(|s| s.gradient)),
+        ])
+    }
+}
+
+// ---------------------------------------------------------------------------- models
+
+/// A CLV model ready to predict with.
+#[derive(Clone)]
+struct Loaded {
+    name: String,
+    unit: Unit,
+    bg: BgNbd,
+    gg: Option<GammaGamma>,
+}
+
+impl Loaded {
+    fn spend(&self, what: &str) -> &GammaGamma {
+        self.gg.as_ref().unwrap_or_else(|| {
+            PgError::new(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("{what}: CLV model \"{}\" has no spend model (it was fitted with monetary => NULL)", self.name),
+            )
+            .hint("Retrain it with a monetary column: rfm_clv_train(model, source, monetary => 'monetary').")
+            .raise()
+        })
+    }
+}
+
+/// XX001 for a stored CLV model version that cannot be used.
+fn damaged(what: &str, name: &str, problem: &str) -> ! {
+    PgError::new(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, format!("{what}: CLV model \"{name}\" is damaged: {problem}"))
+        .detail("Its row in rfm_clv_models does not form a usable model (edited by hand, or restored from an incompatible dump).")
+        .hint(format!(
+            "Retrain it with rfm_clv_train, or make an earlier version active with rfm_clv_activate('{}', version).",
+            name.replace('\'', "''")
+        ))
+        .raise()
+}
+
+/// The active version of CLV model `name`, from its export document.
+fn load_named(args: Args<'_>, name: &str) -> Loaded {
+    let what = args.name;
+    if citus::on_worker() {
+        PgError::new(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, format!("{what}: CLV model \"{name}\" cannot be read on a Citus worker"))
+            .detail("Models are stored on the coordinator; this part of the query runs on a worker.")
+            .hint("Pass the model as a value read on the coordinator: WITH m AS MATERIALIZED (SELECT rfm_clv_model('name'::text) AS m) SELECT rfm_clv_p_alive(m.m, frequency, recency, t) FROM customers, m.")
+            .raise();
+    }
+    let schema = schema_prefix(args);
+    // The parameters as float8 text (shortest exact form), parsed exactly: the same doubles
+    // as an rfm_clv_model value read from the table.
+    let text = select_text(
+        &format!(
+            "SELECT concat_ws(' ', m.unit, m.r, m.alpha, m.a, m.b, coalesce(m.p::text, '-'), coalesce(m.q::text, '-'),
+                              coalesce(m.v::text, '-'))
+             FROM {schema}.rfm_clv_models m WHERE m.model = $1 AND m.active"
+        ),
+        &[name],
+    )
+    .unwrap_or_else(|| {
+        PgError::new(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("{what}: CLV model \"{name}\" does not exist (no active version)"))
+            .hint("SELECT model, version FROM rfm_clv_models WHERE active lists them; rfm_clv_train creates one.")
+            .raise()
+    });
+    let parts: Vec<&str> = text.split(' ').collect();
+    if parts.len() != 8 {
+        damaged(what, name, "its row does not have the expected columns");
+    }
+    let unit = Unit::parse(parts[0]).unwrap_or_else(|_| damaged(what, name, "unit is not day or week"));
+    let num = |i: usize, key: &str| parts[i].parse::<f64>().unwrap_or_else(|_| damaged(what, name, &format!("{key} is not a number")));
+    let bg = BgNbd { r: num(1, "r"), alpha: num(2, "alpha"), a: num(3, "a"), b: num(4, "b") };
+    bg.check().unwrap_or_else(|e| damaged(what, name, &e.message));
+    let gg = match (parts[5], parts[6], parts[7]) {
+        ("-", "-", "-") => None,
+        _ => {
+            let gg = GammaGamma { p: num(5, "p"), q: num(6, "q"), v: num(7, "v") };
+            gg.check().unwrap_or_else(|e| damaged(what, name, &e.message));
+            Some(gg)
+        }
+    };
+    Loaded { name: name.to_string(), unit, bg, gg }
+}
+
+/// An `rfm_clv_model` value, checked (22023 for a value that is not a usable model).
+fn from_row(what: &str, row: &Row<'_>) -> Loaded {
+    let bad = |m: String| -> ! {
+        PgError::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{what}: the rfm_clv_model value is not a usable model: {m}"))
+            .hint("Read models with rfm_clv_model('name'::text).")
+            .raise()
+    };
+    let name = row.text_attr(1).unwrap_or_default();
+    let unit = row.text_attr(3).and_then(|u| Unit::parse(&u).ok()).unwrap_or_else(|| bad("unit is not day or week".into()));
+    let f = |n: i16, key: &str| row.f64_attr(n).unwrap_or_else(|| bad(format!("{key} is NULL")));
+    let bg = BgNbd { r: f(4, "r"), alpha: f(5, "alpha"), a: f(6, "a"), b: f(7, "b") };
+    bg.check().unwrap_or_else(|e| bad(e.message));
+    let gg = match (row.f64_attr(8), row.f64_attr(9), row.f64_attr(10)) {
+        (None, None, None) => None,
+        (Some(p), Some(q), Some(v)) => {
+            let gg = GammaGamma { p, q, v };
+            gg.check().unwrap_or_else(|e| bad(e.message));
+            Some(gg)
+        }
+        _ => bad("p, q and v must be all NULL or all numbers".into()),
+    };
+    Loaded { name, unit, bg, gg }
+}
+
+/// What a call site keeps: models by name for the current statement, the last value.
+struct ClvCache {
+    statement: Statement,
+    named: FxHashMap<Box<[u8]>, Loaded>,
+    value: Option<(Vec<u8>, Loaded)>,
+    row_type: RowType,
+}
+
+/// The model of this call: argument 0 is a name, or with `by_value` an `rfm_clv_model`.
+fn model<'c>(call: &'c mut Call<'_>, by_value: bool) -> &'c Loaded {
+    let args = call.args();
+    let cache = call.cache(|_| ClvCache {
+        statement: Statement::now(),
+        named: FxHashMap::default(),
+        value: None,
+        row_type: RowType::new("rfm_clv_model", &CLV_MODEL),
+    });
+    if by_value {
+        let Some(row) = args.row(0, &mut cache.row_type) else { null_not_allowed(format!("{}: the model must not be NULL", args.name)) };
+        let fresh = !matches!(&cache.value, Some((b, _)) if b.as_slice() == row.bytes());
+        if fresh {
+            cache.value = Some((row.bytes().to_vec(), from_row(args.name, &row)));
+        }
+        match &cache.value {
+            Some((_, m)) => m,
+            None => unreachable!("just stored"),
+        }
+    } else {
+        if cache.statement.renewed() {
+            cache.named.clear();
+        }
+        let key = args.bytes(0).unwrap_or_else(|| null_not_allowed(format!("{}: model must not be NULL", args.name)));
+        cache.named.entry(key.into()).or_insert_with(|| load_named(args, &String::from_utf8_lossy(key)))
+    }
+}
+
+fn num(args: &Args<'_>, i: usize) -> f64 {
+    // The functions are STRICT: a NULL argument never reaches them.
+    args.f64(i).unwrap_or(f64::NAN)
+}
+
+fn expected_purchases(call: &mut Call<'_>, by_value: bool) -> Datum {
+    let args = call.args();
+    let m = model(call, by_value);
+    let v = m.bg.expected_purchases(num(&args, 1), num(&args, 2), num(&args, 3), num(&args, 4)).or_raise(args.name);
+    f64_datum(v)
+}
+
+fn p_alive(call: &mut Call<'_>, by_value: bool) -> Datum {
+    let args = call.args();
+    let m = model(call, by_value);
+    f64_datum(m.bg.p_alive(num(&args, 1), num(&args, 2), num(&args, 3)).or_raise(args.name))
+}
+
+fn expected_spend(call: &mut Call<'_>, by_value: bool) -> Datum {
+    let args = call.args();
+    let m = model(call, by_value);
+    f64_datum(m.spend(args.name).expected_spend(num(&args, 1), num(&args, 2)).or_raise(args.name))
+}
+
+fn value(call: &mut Call<'_>, by_value: bool) -> Datum {
+    let args = call.args();
+    let m = model(call, by_value);
+    let months = args.i32(5).unwrap_or(12);
+    let v = clv::clv(&m.bg, m.spend(args.name), m.unit, num(&args, 1), num(&args, 2), num(&args, 3), num(&args, 4), months, num(&args, 6))
+        .or_raise(args.name);
+    f64_datum(v)
+}
+
+pg_v1! {
+    fn rfm_clv_expected_purchases(call: "rfm_clv_expected_purchases") -> Datum { expected_purchases(&mut call, false) }
+    fn rfm_clv_expected_purchases_value(call: "rfm_clv_expected_purchases") -> Datum { expected_purchases(&mut call, true) }
+    fn rfm_clv_p_alive(call: "rfm_clv_p_alive") -> Datum { p_alive(&mut call, false) }
+    fn rfm_clv_p_alive_value(call: "rfm_clv_p_alive") -> Datum { p_alive(&mut call, true) }
+    fn rfm_clv_expected_spend(call: "rfm_clv_expected_spend") -> Datum { expected_spend(&mut call, false) }
+    fn rfm_clv_expected_spend_value(call: "rfm_clv_expected_spend") -> Datum { expected_spend(&mut call, true) }
+    fn rfm_clv_value(call: "rfm_clv_value") -> Datum { value(&mut call, false) }
+    fn rfm_clv_value_value(call: "rfm_clv_value") -> Datum { value(&mut call, true) }
+}
