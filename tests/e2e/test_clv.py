@@ -200,3 +200,33 @@ def test_holdout_recipe(dsn):
     # reports it. Per group of calibration repeats the prediction keeps the order of the actuals.
     assert 0.8 < predicted / actual < 0.9
     assert [p for _, _, p, _ in groups] == sorted(p for _, _, p, _ in groups)
+
+
+def test_clv_segments_of_the_docs(dsn, cdnow):
+    """docs/clv.md's 'high value, slipping away' query: the counts per segment equal the same
+    rule applied to lifetimes' CLV and P(alive) (numpy's linear percentile is
+    percentile_cont's)."""
+    df, _, bgf, ggf = cdnow
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("""
+            WITH m AS MATERIALIZED (SELECT rfm_clv_model('cdnow'::text) AS m),
+            scored AS (
+                SELECT c.customer_id, rfm_clv_value(m.m, frequency, recency, t, monetary) AS clv,
+                       rfm_clv_p_alive(m.m, frequency, recency, t) AS p_alive
+                FROM cdnow_cohort c, m),
+            cut AS (SELECT percentile_cont(0.8) WITHIN GROUP (ORDER BY clv) AS high FROM scored)
+            SELECT CASE WHEN clv >= high AND p_alive < 0.5 THEN 'High value, slipping away'
+                        WHEN clv >= high THEN 'High value, active'
+                        WHEN p_alive < 0.5 THEN 'Low value, slipping away'
+                        ELSE 'Low value, active' END AS clv_segment,
+                   count(*) AS customers
+            FROM scored, cut GROUP BY 1 ORDER BY 1""").fetchall()
+    f, rec, T, m = df["frequency"], df["recency"], df["T"], df["monetary_value"]
+    clv = ggf.customer_lifetime_value(bgf, f, rec, T, m, time=12, discount_rate=0.01, freq="W").values
+    alive = bgf.conditional_probability_alive(f, rec, T)
+    high = np.percentile(clv, 80)
+    names = np.where(clv >= high, np.where(alive < 0.5, "High value, slipping away", "High value, active"),
+                     np.where(alive < 0.5, "Low value, slipping away", "Low value, active"))
+    want = sorted((k, int(v)) for k, v in zip(*np.unique(names, return_counts=True)))
+    assert rows == want
+    assert dict(rows)["High value, slipping away"] > 0

@@ -184,6 +184,10 @@ SELECT rfm_clv_drop_model('shop_clv_copy') AS dropped, rfm_clv_drop_model('shop_
 ------------------------------------------------------------------------------
 CREATE TABLE clv_bad (frequency float8, recency float8, t float8, monetary float8, label text);
 INSERT INTO clv_bad VALUES (1, 5, 3, 10, 'x');
+CREATE TABLE clv_negative AS SELECT -1::float8 AS frequency, 0::float8 AS recency, 3::float8 AS t, 0::float8 AS monetary;
+CREATE TABLE clv_fraction AS SELECT 1.5::float8 AS frequency, 1::float8 AS recency, 3::float8 AS t, 5::float8 AS monetary;
+CREATE TABLE clv_free AS SELECT * FROM clv_summary;
+UPDATE clv_free SET monetary = 0 WHERE customer_id = (SELECT min(customer_id) FROM clv_summary WHERE frequency > 0);
 CREATE TABLE clv_once AS SELECT 0::float8 AS frequency, 0::float8 AS recency, i::float8 AS t, 0::float8 AS monetary
 FROM generate_series(1, 50) i;
 SELECT q, outcome FROM (VALUES
@@ -197,6 +201,9 @@ SELECT q, outcome FROM (VALUES
     ($$SELECT rfm_clv_train('x', 'clv_bad', monetary => 'label')$$),
     ($$SELECT rfm_clv_train('x', 'clv_bad', monetary => 'nope')$$),
     ($$SELECT rfm_clv_train('x', 'clv_once')$$),
+    ($$SELECT rfm_clv_train('x', 'clv_negative')$$),
+    ($$SELECT rfm_clv_train('x', 'clv_fraction')$$),
+    ($$SELECT rfm_clv_train('x', 'clv_free')$$),
     ($$SELECT rfm_clv_train('x', 'clv_summary', unit => 'month')$$),
     ($$SELECT rfm_clv_train('x', 'clv_summary', penalizer => -1)$$),
     ($$SELECT rfm_clv_train('x', 'clv_summary', max_iter => 2)$$),
@@ -206,6 +213,8 @@ SELECT q, outcome FROM (VALUES
     ($$SELECT rfm_clv_p_alive('shop_clv', 1.5, 1, 3)$$),
     ($$SELECT rfm_clv_p_alive('shop_clv', 0, 1, 3)$$),
     ($$SELECT rfm_clv_expected_purchases('shop_clv', -1, 1, 1, 3)$$),
+    ($$SELECT rfm_clv_expected_purchases('shop_clv', 1e12, 1, 1, 3)$$),
+    ($$SELECT rfm_clv_expected_purchases('shop_clv', 1e20, 1, 1, 3)$$),
     ($$SELECT rfm_clv_expected_spend('bg_only', 1, 10)$$),
     ($$SELECT rfm_clv_value('bg_only', 1, 1, 3, 10)$$),
     ($$SELECT rfm_clv_value('shop_clv', 1, 1, 3, 10, -1)$$),
