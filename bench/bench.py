@@ -252,6 +252,103 @@ class Bench:
             self.pair(f"P4b-{n}", f"P4 with {n} model names alternating row by row (`rfm_segment('p4_' || (1 + id % {n}), ...)`)"
                       " vs the same query with one name", many, one, 1.3)
 
+    # ------------------------------------------------------------------ CLV
+    CLV_TRUTH = {"r": 0.5, "alpha": 30.0, "a": 0.8, "b": 3.0, "p": 6.0, "q": 4.0, "v": 15.0}
+    CLV_AS_OF = "2024-01-01 00:00+00"
+
+    def make_clv_transactions(self, table, customers):
+        """Purchases of `customers` customers from a BG/NBD process (days as the unit, the
+        generating parameters in CLV_TRUTH), first purchases spread over two years before
+        CLV_AS_OF, spend per purchase Gamma-Gamma; deterministic (numpy seed 7)."""
+        if self.q("SELECT to_regclass(%s) IS NOT NULL", (table,))[0][0]:
+            return
+        log(f"simulating BG/NBD purchases of {customers:,} customers into {table}")
+        t = self.CLV_TRUTH
+        rng = np.random.default_rng(7)
+        lam = rng.gamma(t["r"], 1 / t["alpha"], customers)
+        drop = rng.beta(t["a"], t["b"], customers)
+        nu = rng.gamma(t["q"], 1 / t["v"], customers)
+        age = rng.integers(30, 730, customers).astype(float)  # days from the first purchase to as_of
+        ids, days = [np.arange(customers)], [np.zeros(customers)]
+        now = np.zeros(customers)
+        alive = np.ones(customers, dtype=bool)
+        while alive.any():
+            idx = np.flatnonzero(alive)
+            now[idx] += rng.exponential(1 / lam[idx])
+            ok = now[idx] < age[idx]
+            idx_ok = idx[ok]
+            ids.append(idx_ok)
+            days.append(np.floor(now[idx_ok]))
+            alive[idx[~ok]] = False
+            gone = rng.random(len(idx_ok)) < drop[idx_ok]
+            alive[idx_ok[gone]] = False
+        ids, days = np.concatenate(ids), np.concatenate(days)
+        amounts = rng.gamma(t["p"], 1 / nu[ids])
+        start = np.datetime64("2024-01-01") - age.astype("timedelta64[D]")
+        ts = start[ids] + days.astype("timedelta64[D]") + np.timedelta64(12, "h")
+        self.conn.execute(f"CREATE TABLE {table} (customer_id int, ts timestamptz, amount float8)")
+        with self.conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+            for i, d, a in zip(ids.tolist(), np.datetime_as_string(ts, unit="s").tolist(), amounts.tolist()):
+                copy.write_row((i, d + "+00", a))
+        self.conn.execute(f"ANALYZE {table}")
+        log(f"{len(ids):,} purchases")
+
+    def lifetimes_fetch_summary(self, table):
+        from lifetimes.utils import summary_data_from_transaction_data
+        tx = pd.DataFrame(self.conn.execute(f"SELECT customer_id, ts, amount FROM {table}").fetchall(),
+                          columns=["customer_id", "ts", "amount"])
+        tx["ts"] = pd.to_datetime(tx["ts"], utc=True).dt.tz_localize(None)
+        return summary_data_from_transaction_data(tx, "customer_id", "ts", monetary_value_col="amount",
+                                                  observation_period_end=self.CLV_AS_OF[:10], freq="D")
+
+    def clv(self, customers):
+        from lifetimes import BetaGeoFitter, GammaGammaFitter
+        table = f"clv_tx_{customers}"
+        self.make_clv_transactions(table, customers)
+        self.warm(table)
+        reps, peer_reps = self.args.reps, min(self.args.reps, 2)
+        summary_sql = (f"SELECT customer_id, (rfm_clv_summary(ts, amount, '{self.CLV_AS_OF}')).* FROM {table} GROUP BY 1")
+        ours = self.timed_sql(f"SELECT count(*) FROM ({summary_sql}) s WHERE s.frequency IS NOT NULL", reps)
+        peer_t, summary = self.timed_fn(lambda: self.lifetimes_fetch_summary(table), peer_reps)
+        self.pair("C1", f"`rfm_clv_summary` per customer over {customers:,} simulated customers' purchases vs psycopg fetch"
+                  " + lifetimes `summary_data_from_transaction_data`", ours, peer_t, 0.05)
+        self.conn.execute("DROP TABLE IF EXISTS clv_summary_bench")
+        self.conn.execute(f"CREATE TABLE clv_summary_bench AS {summary_sql}")
+        ours = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fit = self.conn.execute("SELECT r, alpha, a, b, p, q, v FROM rfm_clv_train('clv_bench', 'clv_summary_bench')").fetchone()
+            ours.append(time.perf_counter() - t0)
+
+        def peer():
+            df = pd.DataFrame(self.conn.execute("SELECT frequency, recency, t, monetary FROM clv_summary_bench").fetchall(),
+                              columns=["frequency", "recency", "T", "monetary"])
+            bgf = BetaGeoFitter().fit(df["frequency"], df["recency"], df["T"])
+            rep = df[df["frequency"] > 0]
+            ggf = GammaGammaFitter().fit(rep["frequency"], rep["monetary"])
+            return bgf, ggf
+        peer_t, (bgf, ggf) = self.timed_fn(peer, peer_reps)
+        truth = self.CLV_TRUTH
+        got = dict(zip(["r", "alpha", "a", "b", "p", "q", "v"], fit))
+        lt = {**bgf.params_.to_dict(), **ggf.params_.to_dict()}
+        worst = max(abs(got[k] / lt[k] - 1) for k in got)
+        self.pair("C2", f"`rfm_clv_train` (BG/NBD + Gamma-Gamma) on {customers:,} customers vs psycopg fetch + lifetimes"
+                  " `BetaGeoFitter` + `GammaGammaFitter`", ours, peer_t, 0.05,
+                  "fitted " + ", ".join(f"{k} {got[k]:.3f} (true {truth[k]})" for k in got)
+                  + f"; largest relative difference to lifetimes {worst:.1e}")
+        clv_sql = ("SELECT count(*) FROM clv_summary_bench, (SELECT rfm_clv_model('clv_bench'::text) AS m) m"
+                   " WHERE rfm_clv_value(m.m, frequency, recency, t, monetary) IS NOT NULL")
+        ours = self.timed_sql(clv_sql, reps)
+
+        def peer_clv():
+            df = pd.DataFrame(self.conn.execute("SELECT frequency, recency, t, monetary FROM clv_summary_bench").fetchall(),
+                              columns=["frequency", "recency", "T", "monetary"])
+            return ggf.customer_lifetime_value(bgf, df["frequency"], df["recency"], df["T"], df["monetary"],
+                                               time=12, discount_rate=0.01, freq="D")
+        peer_t, _ = self.timed_fn(peer_clv, peer_reps)
+        self.pair("C3", f"`rfm_clv_value` (12 months) of every one of {customers:,} customers vs psycopg fetch + lifetimes"
+                  " `customer_lifetime_value`", ours, peer_t, 0.05)
+
     # ------------------------------------------------------------------ P0
     def p0(self, table):
         # Session settings of a batch job, stated in the report: room for the de-duplicating
@@ -371,7 +468,8 @@ def write_report(b, args, started, path):
                f"Each row: pg_rfm and its peer measured in the same PostgreSQL session on the same data with warm "
                f"caches, {args.reps} repetitions each; times are median (min-max) in seconds; ratio = median pg_rfm / median peer.\n")
     out.append(f"- Scale: {args.lines:,} invoice lines ({max(1000, args.lines // 50):,} customers) for P0-P2; "
-               f"{args.p3_customers:,} customers for P3/P5; {args.p4_rows:,} rows for P4.")
+               f"{args.p3_customers:,} customers for P3/P5; {args.p4_rows:,} rows for P4; {args.clv_customers:,} simulated"
+               f" BG/NBD customers for C1-C3.")
     out.append(f"- Machine: {cpu}, {os.cpu_count()} cores, {int(mem) / 2**20:.1f} GiB; {platform.platform()}.")
     out.append(f"- {version}; pg_rfm {ext} (release build, LTO), commit `{commit}`{' (with uncommitted changes)' if dirty else ''}.")
     out.append(f"- Python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}, "
@@ -407,9 +505,10 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--p3-customers", type=int, default=1_000_000)
     ap.add_argument("--p4-rows", type=int, default=10_000_000)
+    ap.add_argument("--clv-customers", type=int, default=1_000_000)
     ap.add_argument("--scaling-lines", default="1000000,10000000,100000000")
     ap.add_argument("--scaling-customers", default="100000,1000000,10000000")
-    ap.add_argument("--only", default="", help="comma-separated subset: P0,P1,P2,P3,P3b,P4,P4b,P4c,P5,scaling")
+    ap.add_argument("--only", default="", help="comma-separated subset: P0,P1,P2,P3,P3b,P4,P4b,P4c,P5,CLV,scaling")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -445,6 +544,8 @@ def main():
         rows = f"customers_{args.p4_rows}"
         b.make_customers(rows, args.p4_rows)
         b.p4c(rows, cust)
+    if want("CLV"):
+        b.clv(args.clv_customers)
     if want("scaling"):
         b.scaling_p1a([int(x) for x in args.scaling_lines.split(",") if x])
         b.scaling_p3([int(x) for x in args.scaling_customers.split(",") if x])

@@ -5,7 +5,7 @@
 #   bench/run.sh                  # default scale: 10M invoice lines, 1M customers, scaling to 100M lines (~25 min)
 #   bench/run.sh --quick          # 1M lines, 100k customers, 3 repetitions (a few minutes)
 #   bench/run.sh --lines 100000000  # every pair at 100M lines
-#   bench/run.sh --only P1,P2     # a subset (P0 P1 P2 P3 P3b P4 P4b P4c P5 scaling)
+#   bench/run.sh --only P1,P2     # a subset (P0 P1 P2 P3 P3b P4 P4b P4c P5 CLV scaling)
 #
 # Installs numpy, pandas, scikit-learn and psycopg into target/pyenv (once), builds the
 # release extension, starts a throwaway PostgreSQL 15 cluster and stops it at the end.
@@ -15,7 +15,7 @@ args=()
 out="$ROOT/BENCHMARKS.md"
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) args+=(--lines 1000000 --p3-customers 100000 --p4-rows 1000000 --reps 3
+        --quick) args+=(--lines 1000000 --p3-customers 100000 --p4-rows 1000000 --clv-customers 100000 --reps 3
                         --scaling-lines 1000000 --scaling-customers 100000)
                  out="$ROOT/target/BENCHMARKS-quick.md" ;;
         --out) out=$2; shift ;;
@@ -27,7 +27,7 @@ done
 ensure_deps
 install_extension
 build_generator
-ensure_pyenv numpy pandas scikit-learn 'psycopg[binary]'
+ensure_pyenv numpy pandas scikit-learn lifetimes 'psycopg[binary]'
 start_cluster
 trap stop_cluster EXIT
 # Older OpenBLAS builds need OPENBLAS_CORETYPE on some CPUs; a current numpy runs slower
