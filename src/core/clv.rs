@@ -253,31 +253,54 @@ pub fn digamma(mut x: f64) -> f64 {
 /// c - a - b < 0, so that the series stays of order one and the large factor is taken in
 /// logs (lifetimes does the same when the direct value overflows).
 pub fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> Result<f64, CoreError> {
-    if !(0.0..1.0).contains(&z) || c <= 0.0 {
-        return Err(out_of_range(format!("hypergeometric function outside its domain (c = {c}, z = {z})")));
+    let mut out = [0.0];
+    ln_hyp2f1_many(a, b, c, &[z], &mut out)?;
+    Ok(out[0])
+}
+
+/// `ln_hyp2f1` at several z at once: the series' coefficients (a)_n (b)_n / ((c)_n n!) do not
+/// depend on z, so they are computed once for all of them.
+pub fn ln_hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64], out: &mut [f64]) -> Result<(), CoreError> {
+    if let Some(z) = zs.iter().find(|z| !(0.0..1.0).contains(*z)) {
+        return Err(out_of_range(format!("hypergeometric function outside its domain (z = {z})"))
+            .hint("periods is too long for the model: periods / (alpha + t + periods) rounds to 1."));
     }
-    if z == 0.0 {
-        return Ok(0.0);
+    if c <= 0.0 {
+        return Err(out_of_range(format!("hypergeometric function outside its domain (c = {c})")));
     }
-    let (a2, b2, lead) = if c - a - b < 0.0 { (c - a, c - b, (c - a - b) * (-z).ln_1p()) } else { (a, b, 0.0) };
-    let mut sum = 1.0;
-    let mut comp = 0.0;
-    let mut term = 1.0;
+    let euler = c - a - b < 0.0;
+    let (a2, b2) = if euler { (c - a, c - b) } else { (a, b) };
+    let k = zs.len();
+    let mut sums = vec![1.0; k];
+    let mut powers = vec![1.0; k];
+    let mut coef = 1.0;
+    let mut done = false;
     for n in 0..2_000_000u32 {
         let n = n as f64;
-        term *= (a2 + n) * (b2 + n) / ((c + n) * (n + 1.0)) * z;
-        let t = sum + term;
-        comp += if sum.abs() >= term.abs() { (sum - t) + term } else { (term - t) + sum };
-        sum = t;
-        if term.abs() <= 1e-17 * sum.abs() && n > 2.0 {
-            let s = sum + comp;
-            if s.is_nan() || s <= 0.0 || s.is_infinite() {
-                break;
-            }
-            return Ok(lead + s.ln());
+        coef *= (a2 + n) * (b2 + n) / ((c + n) * (n + 1.0));
+        let mut small = n > 2.0;
+        for j in 0..k {
+            powers[j] *= zs[j];
+            let term = coef * powers[j];
+            sums[j] += term;
+            small &= term.abs() <= 1e-17 * sums[j].abs();
+        }
+        if small || coef == 0.0 {
+            done = true;
+            break;
         }
     }
-    Err(out_of_range(format!("hypergeometric series did not converge (a = {a}, b = {b}, c = {c}, z = {z})")))
+    if !done {
+        return Err(out_of_range(format!("hypergeometric series did not converge (a = {a}, b = {b}, c = {c})")));
+    }
+    for j in 0..k {
+        let s = sums[j];
+        if s.is_nan() || s <= 0.0 || s.is_infinite() {
+            return Err(out_of_range(format!("hypergeometric series did not converge (a = {a}, b = {b}, c = {c}, z = {})", zs[j])));
+        }
+        out[j] = s.ln() + if euler { (c - a - b) * (-zs[j]).ln_1p() } else { 0.0 };
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------- optimizer
@@ -291,6 +314,8 @@ pub struct Optimum<const N: usize> {
     /// Largest absolute component of the gradient at x.
     pub gradient: f64,
     pub converged: bool,
+    /// Evaluations of the objective and its gradient.
+    pub evaluations: usize,
 }
 
 fn dot<const N: usize>(a: &[f64; N], b: &[f64; N]) -> f64 {
@@ -317,6 +342,7 @@ pub fn bfgs<const N: usize>(
 ) -> Optimum<N> {
     let mut x = x0;
     let (mut fx, mut g) = f(&x);
+    let mut evaluations = 1;
     let mut h = [[0.0; N]; N];
     for (i, row) in h.iter_mut().enumerate() {
         row[i] = 1.0;
@@ -330,7 +356,7 @@ pub fn bfgs<const N: usize>(
             break;
         }
         if max_abs(&g) < gtol {
-            return Optimum { x, f: fx, iterations: it, gradient: max_abs(&g), converged: true };
+            return Optimum { x, f: fx, iterations: it, gradient: max_abs(&g), converged: true, evaluations };
         }
         it += 1;
         let mut d = [0.0; N];
@@ -351,12 +377,13 @@ pub fn bfgs<const N: usize>(
         // Keep the first step (and any step) within a factor e^5 of each parameter.
         let mut step = (5.0 / max_abs(&d)).min(1.0);
         let mut accepted = None;
-        for _ in 0..80 {
+        for _ in 0..40 {
             let mut xn = x;
             for i in 0..N {
                 xn[i] += step * d[i];
             }
             let (fxn, gn) = f(&xn);
+            evaluations += 1;
             if fxn.is_finite() && gn.iter().all(|v| v.is_finite()) && fxn <= fx + 1e-4 * step * slope {
                 accepted = Some((xn, fxn, gn));
                 break;
@@ -396,13 +423,67 @@ pub fn bfgs<const N: usize>(
                 }
             }
         }
-        stalled = if fxn >= fx - 1e-15 * fx.abs() { stalled + 1 } else { 0 };
+        // At the objective's rounding floor: stop at once when the gradient is already
+        // acceptable, else after five such steps.
+        let flat = fxn >= fx - 1e-15 * fx.abs();
+        if flat && max_abs(&gn) < accept {
+            stalled = 5;
+        }
+        stalled = if flat { stalled + 1 } else { 0 };
         x = xn;
         fx = fxn;
         g = gn;
     }
     let gradient = max_abs(&g);
-    Optimum { x, f: fx, iterations: it, gradient, converged: fx.is_finite() && gradient < accept }
+    Optimum { x, f: fx, iterations: it, gradient, converged: fx.is_finite() && gradient < accept, evaluations }
+}
+
+// ---------------------------------------------------------------------------- sums
+
+/// Patterns per chunk of a parallel likelihood sum.
+const CHUNK: usize = 8192;
+
+/// Sums `part(range)` over 0..n in fixed chunks of CHUNK, adding the chunks' sums in chunk
+/// order, so the result is the same whatever the number of threads. The chunks are spread
+/// over `threads` threads (the calling one included); they only compute.
+fn chunked_sum<const K: usize>(n: usize, threads: usize, part: impl Fn(std::ops::Range<usize>) -> [f64; K] + Sync) -> [f64; K] {
+    let chunks = n.div_ceil(CHUNK);
+    let range = |c: usize| c * CHUNK..((c + 1) * CHUNK).min(n);
+    let mut partials = vec![[0.0; K]; chunks];
+    let threads = threads.clamp(1, chunks.max(1));
+    if threads == 1 {
+        for (c, p) in partials.iter_mut().enumerate() {
+            *p = part(range(c));
+        }
+    } else {
+        std::thread::scope(|scope| {
+            let part = &part;
+            let mut slots: Vec<&mut [f64; K]> = partials.iter_mut().collect();
+            let mut lanes: Vec<Vec<(usize, &mut [f64; K])>> = (0..threads).map(|_| Vec::new()).collect();
+            for (c, slot) in slots.drain(..).enumerate() {
+                lanes[c % threads].push((c, slot));
+            }
+            let mut lanes = lanes.into_iter();
+            let own = lanes.next().unwrap_or_default();
+            for lane in lanes {
+                scope.spawn(move || {
+                    for (c, slot) in lane {
+                        *slot = part(range(c));
+                    }
+                });
+            }
+            for (c, slot) in own {
+                *slot = part(range(c));
+            }
+        });
+    }
+    let mut total = [0.0; K];
+    for p in &partials {
+        for k in 0..K {
+            total[k] += p[k];
+        }
+    }
+    total
 }
 
 // ---------------------------------------------------------------------------- BG/NBD
@@ -508,8 +589,8 @@ impl BgData {
     }
 
     /// Total log-likelihood at `m` with times multiplied by `scale`, and its gradient with
-    /// respect to (r, alpha, a, b).
-    pub fn loglik(&self, m: &BgNbd, scale: f64, grad: bool) -> (f64, [f64; 4]) {
+    /// respect to (r, alpha, a, b); the patterns are summed on `threads` threads.
+    pub fn loglik(&self, m: &BgNbd, scale: f64, grad: bool, threads: usize) -> (f64, [f64; 4]) {
         let BgNbd { r, alpha, a, b } = *m;
         let n = self.n as f64;
         let mut ll = n * (r * alpha.ln() + ln_gamma(a + b) - ln_gamma(r) - ln_gamma(b));
@@ -532,36 +613,44 @@ impl BgData {
                 g[3] += c * (digamma(b + x) - dabx);
             }
         }
-        for i in 0..self.pat_w.len() {
-            let k = self.pat_x[i] as usize;
-            let x = self.xs[k];
-            let w = self.pat_w[i];
-            let at = alpha + self.pat_t[i] * scale;
-            let lt = at.ln();
-            let a3 = -(r + x) * lt;
-            if x == 0.0 {
-                ll += w * a3;
-                if grad {
-                    g[0] -= w * lt;
-                    g[1] -= w * (r + x) / at;
+        let sums = chunked_sum(self.pat_w.len(), threads, |range| {
+            let mut s = [0.0; 5];
+            for i in range {
+                let k = self.pat_x[i] as usize;
+                let x = self.xs[k];
+                let w = self.pat_w[i];
+                let at = alpha + self.pat_t[i] * scale;
+                let lt = at.ln();
+                let a3 = -(r + x) * lt;
+                if x == 0.0 {
+                    s[0] += w * a3;
+                    if grad {
+                        s[1] -= w * lt;
+                        s[2] -= w * (r + x) / at;
+                    }
+                    continue;
                 }
-                continue;
+                let ax = alpha + self.pat_tx[i] * scale;
+                let lx = ax.ln();
+                let a4 = ln_d[k] - (r + x) * lx;
+                let (hi, lo) = if a3 > a4 { (a3, a4) } else { (a4, a3) };
+                let e = (lo - hi).exp();
+                s[0] += w * (hi + e.ln_1p());
+                if grad {
+                    // Shares of the two terms in exp(a3) + exp(a4).
+                    let wa = if a3 > a4 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+                    let wd = 1.0 - wa;
+                    s[1] -= w * (wa * lt + wd * lx);
+                    s[2] -= w * (r + x) * (wa / at + wd / ax);
+                    s[3] += w * wd / a;
+                    s[4] -= w * wd / (b + x - 1.0);
+                }
             }
-            let ax = alpha + self.pat_tx[i] * scale;
-            let lx = ax.ln();
-            let a4 = ln_d[k] - (r + x) * lx;
-            let (hi, lo) = if a3 > a4 { (a3, a4) } else { (a4, a3) };
-            let e = (lo - hi).exp();
-            ll += w * (hi + e.ln_1p());
-            if grad {
-                // Shares of the two terms in exp(a3) + exp(a4).
-                let wa = if a3 > a4 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-                let wd = 1.0 - wa;
-                g[0] -= w * (wa * lt + wd * lx);
-                g[1] -= w * (r + x) * (wa / at + wd / ax);
-                g[2] += w * wd / a;
-                g[3] -= w * wd / (b + x - 1.0);
-            }
+            s
+        });
+        ll += sums[0];
+        for k in 0..4 {
+            g[k] += sums[k + 1];
         }
         (ll, g)
     }
@@ -578,6 +667,7 @@ pub struct Fit<P> {
     /// with respect to the log parameters).
     pub gradient: f64,
     pub n: u64,
+    pub evaluations: usize,
 }
 
 /// Gradient tolerances of the fits (objective per customer, log parameters): BFGS stops
@@ -599,10 +689,10 @@ fn check_params(model: &str, names: &[&str], values: &[f64]) -> Result<(), CoreE
 /// Fits BG/NBD by maximum likelihood, as lifetimes' `BetaGeoFitter.fit` does: log
 /// parameters, times scaled so that the largest t is 1, objective = mean negative
 /// log-likelihood + penalizer * (r^2 + alpha_scaled^2 + a^2 + b^2), start at exp(0.1).
-pub fn fit_bgnbd(data: &BgData, penalizer: f64, max_iter: usize, check: &mut dyn FnMut()) -> Result<Fit<BgNbd>, CoreError> {
+pub fn fit_bgnbd(data: &BgData, penalizer: f64, max_iter: usize, threads: usize, check: &mut dyn FnMut()) -> Result<Fit<BgNbd>, CoreError> {
     let scale = 1.0 / data.max_t;
     let opt = maximize(data.n, penalizer, max_iter, check, |p: &[f64; 4]| {
-        data.loglik(&BgNbd { r: p[0], alpha: p[1], a: p[2], b: p[3] }, scale, true)
+        data.loglik(&BgNbd { r: p[0], alpha: p[1], a: p[2], b: p[3] }, scale, true, threads)
     })?;
     let p = opt.x.map(f64::exp);
     let params = BgNbd { r: p[0], alpha: p[1] / scale, a: p[2], b: p[3] };
@@ -611,8 +701,8 @@ pub fn fit_bgnbd(data: &BgData, penalizer: f64, max_iter: usize, check: &mut dyn
         let at = format!("r = {:.4e}, alpha = {:.4e}, a = {:.4e}, b = {:.4e}", params.r, params.alpha, params.a, params.b);
         return Err(not_converged("BG/NBD", &opt, &at));
     }
-    let (loglik, _) = data.loglik(&params, 1.0, false);
-    Ok(Fit { params, loglik, iterations: opt.iterations, gradient: opt.gradient, n: data.n })
+    let (loglik, _) = data.loglik(&params, 1.0, false, threads);
+    Ok(Fit { params, loglik, iterations: opt.iterations, gradient: opt.gradient, n: data.n, evaluations: opt.evaluations })
 }
 
 /// Maximizes a log-likelihood of `n` customers as lifetimes does: BFGS on the log
@@ -721,7 +811,7 @@ impl GgData {
     }
 
     /// Total log-likelihood and its gradient with respect to (p, q, v).
-    pub fn loglik(&self, m: &GammaGamma, grad: bool) -> (f64, [f64; 3]) {
+    pub fn loglik(&self, m: &GammaGamma, grad: bool, threads: usize) -> (f64, [f64; 3]) {
         let GammaGamma { p, q, v } = *m;
         let n = self.n as f64;
         let mut ll = n * (q * v.ln() - ln_gamma(q)) + p * (self.sum_x_ln_m + self.sum_x_ln_x) - self.sum_ln_m;
@@ -739,16 +829,24 @@ impl GgData {
                 g[1] += c * d;
             }
         }
-        for i in 0..self.pat_w.len() {
-            let (x, mm, w) = (self.pat_x[i], self.pat_m[i], self.pat_w[i]);
-            let s = x * mm + v;
-            let l = s.ln();
-            ll -= w * (p * x + q) * l;
-            if grad {
-                g[0] -= w * x * l;
-                g[1] -= w * l;
-                g[2] -= w * (p * x + q) / s;
+        let sums = chunked_sum(self.pat_w.len(), threads, |range| {
+            let mut s = [0.0; 4];
+            for i in range {
+                let (x, mm, w) = (self.pat_x[i], self.pat_m[i], self.pat_w[i]);
+                let sv = x * mm + v;
+                let l = sv.ln();
+                s[0] -= w * (p * x + q) * l;
+                if grad {
+                    s[1] -= w * x * l;
+                    s[2] -= w * l;
+                    s[3] -= w * (p * x + q) / sv;
+                }
             }
+            s
+        });
+        ll += sums[0];
+        for k in 0..3 {
+            g[k] += sums[k + 1];
         }
         (ll, g)
     }
@@ -758,8 +856,15 @@ impl GgData {
 /// parameters, no scaling, objective = mean negative log-likelihood + penalizer * (p^2 +
 /// q^2 + v^2), start at exp(0.1)). A fitted q <= 1 is refused: the population's mean spend,
 /// v p / (q - 1), would be infinite.
-pub fn fit_gamma_gamma(data: &GgData, penalizer: f64, max_iter: usize, check: &mut dyn FnMut()) -> Result<Fit<GammaGamma>, CoreError> {
-    let opt = maximize(data.n, penalizer, max_iter, check, |p: &[f64; 3]| data.loglik(&GammaGamma { p: p[0], q: p[1], v: p[2] }, true))?;
+pub fn fit_gamma_gamma(
+    data: &GgData,
+    penalizer: f64,
+    max_iter: usize,
+    threads: usize,
+    check: &mut dyn FnMut(),
+) -> Result<Fit<GammaGamma>, CoreError> {
+    let opt =
+        maximize(data.n, penalizer, max_iter, check, |p: &[f64; 3]| data.loglik(&GammaGamma { p: p[0], q: p[1], v: p[2] }, true, threads))?;
     let p = opt.x.map(f64::exp);
     let params = GammaGamma { p: p[0], q: p[1], v: p[2] };
     check_params("Gamma-Gamma", &["p", "q", "v"], &p)?;
@@ -774,8 +879,8 @@ pub fn fit_gamma_gamma(data: &GgData, penalizer: f64, max_iter: usize, check: &m
         ))
         .hint("q <= 1 means a heavy tail of customers with very large mean spend: check monetary for outliers, or fit BG/NBD alone with monetary => NULL."));
     }
-    let (loglik, _) = data.loglik(&params, false);
-    Ok(Fit { params, loglik, iterations: opt.iterations, gradient: opt.gradient, n: data.n })
+    let (loglik, _) = data.loglik(&params, false, threads);
+    Ok(Fit { params, loglik, iterations: opt.iterations, gradient: opt.gradient, n: data.n, evaluations: opt.evaluations })
 }
 
 // ---------------------------------------------------------------------------- predictions
@@ -802,21 +907,32 @@ impl BgNbd {
     /// Expected repeat purchases in the next `t` units of a customer with (x, tx, T):
     /// lifetimes' `conditional_expected_number_of_purchases_up_to_time`.
     pub fn expected_purchases(&self, t: f64, x: f64, tx: f64, big_t: f64) -> Result<f64, CoreError> {
+        let mut out = [0.0];
+        self.expected_purchases_many(&[t], x, tx, big_t, &mut out)?;
+        Ok(out[0])
+    }
+
+    /// `expected_purchases` at several horizons `ts` at once (one hypergeometric series).
+    pub fn expected_purchases_many(&self, ts: &[f64], x: f64, tx: f64, big_t: f64, out: &mut [f64]) -> Result<(), CoreError> {
         check_customer(x, tx, big_t)?;
-        if !(t.is_finite() && t >= 0.0) {
-            return Err(invalid(format!("periods must be a finite number >= 0, got {}", show(t))));
+        if let Some(t) = ts.iter().find(|t| !(t.is_finite() && **t >= 0.0)) {
+            return Err(invalid(format!("periods must be a finite number >= 0, got {}", show(*t))));
         }
         let BgNbd { r, alpha, a, b } = *self;
-        if t == 0.0 {
-            return Ok(0.0);
-        }
         let (ha, hb, hc) = (r + x, b + x, a + b + x - 1.0);
-        let z = t / (alpha + big_t + t);
-        let ln_hyp = ln_hyp2f1(ha, hb, hc, z)?;
+        let zs: Vec<f64> = ts.iter().map(|t| t / (alpha + big_t + t)).collect();
+        ln_hyp2f1_many(ha, hb, hc, &zs, out)?;
         let first = (a + b + x - 1.0) / (a - 1.0);
-        let second = -(ln_hyp + (r + x) * ((alpha + big_t) / (alpha + t + big_t)).ln()).exp_m1();
         let denominator = 1.0 + if x > 0.0 { (a / (b + x - 1.0)) * ((alpha + big_t) / (alpha + tx)).powf(r + x) } else { 0.0 };
-        finite("expected purchases", first * second / denominator)
+        for (o, t) in out.iter_mut().zip(ts) {
+            *o = if *t == 0.0 {
+                0.0
+            } else {
+                let second = -(*o + (r + x) * ((alpha + big_t) / (alpha + t + big_t)).ln()).exp_m1();
+                finite("expected purchases", first * second / denominator)?
+            };
+        }
+        Ok(())
     }
 
     /// Probability that a customer with (x, tx, T) is still active:
@@ -890,12 +1006,14 @@ pub fn clv(
     }
     let spend = gg.expected_spend(x, m)?;
     let factor = unit.per_month();
+    let ts: Vec<f64> = (1..=months).map(|i| i as f64 * factor).collect();
+    let mut purchases = vec![0.0; ts.len()];
+    bg.expected_purchases_many(&ts, x, tx, big_t, &mut purchases)?;
     let mut value = 0.0;
     let mut before = 0.0;
-    for i in 1..=months {
-        let now = bg.expected_purchases(i as f64 * factor, x, tx, big_t)?;
-        value += spend * (now - before) / (1.0 + discount).powi(i);
-        before = now;
+    for (i, now) in purchases.iter().enumerate() {
+        value += spend * (now - before) / (1.0 + discount).powi(i as i32 + 1);
+        before = *now;
     }
     finite("customer lifetime value", value)
 }
@@ -1010,7 +1128,7 @@ mod tests {
                 a1 + a2 + (a3 + a4).ln()
             })
             .sum();
-        let (ll, g) = d.loglik(&m, 1.0, true);
+        let (ll, g) = d.loglik(&m, 1.0, true, 2);
         assert!((ll - by_hand).abs() < 1e-11 * by_hand.abs());
         let p = [m.r, m.alpha, m.a, m.b];
         for i in 0..4 {
@@ -1019,7 +1137,7 @@ mod tests {
             let mut dn = p;
             up[i] += h;
             dn[i] -= h;
-            let at = |q: [f64; 4]| d.loglik(&BgNbd { r: q[0], alpha: q[1], a: q[2], b: q[3] }, 1.0, false).0;
+            let at = |q: [f64; 4]| d.loglik(&BgNbd { r: q[0], alpha: q[1], a: q[2], b: q[3] }, 1.0, false, 1).0;
             let num = (at(up) - at(dn)) / (2.0 * h);
             assert!((num - g[i]).abs() < 1e-6 * (1.0 + g[i].abs()), "{i}: {num} vs {}", g[i]);
         }
@@ -1040,7 +1158,7 @@ mod tests {
                     - (p * x + q) * (x * mm + v).ln()
             })
             .sum();
-        let (ll, g) = d.loglik(&m, true);
+        let (ll, g) = d.loglik(&m, true, 2);
         assert!((ll - by_hand).abs() < 1e-11 * by_hand.abs());
         let p = [m.p, m.q, m.v];
         for i in 0..3 {
@@ -1049,7 +1167,7 @@ mod tests {
             let mut dn = p;
             up[i] += h;
             dn[i] -= h;
-            let at = |q: [f64; 3]| d.loglik(&GammaGamma { p: q[0], q: q[1], v: q[2] }, false).0;
+            let at = |q: [f64; 3]| d.loglik(&GammaGamma { p: q[0], q: q[1], v: q[2] }, false, 1).0;
             let num = (at(up) - at(dn)) / (2.0 * h);
             assert!((num - g[i]).abs() < 1e-6 * (1.0 + g[i].abs()), "{i}: {num} vs {}", g[i]);
         }
@@ -1063,14 +1181,17 @@ mod tests {
         let mut rng = Rng::new(7);
         let rows: Vec<(f64, f64, f64)> = (0..20_000).map(|_| simulate(&truth, 52.0, &mut rng)).collect();
         let d = BgData::new(rows).unwrap();
-        let f = fit_bgnbd(&d, 0.0, 1000, &mut || {}).unwrap();
+        let f = fit_bgnbd(&d, 0.0, 1000, 2, &mut || {}).unwrap();
+        // The fit does not depend on the number of threads.
+        let one = fit_bgnbd(&d, 0.0, 1000, 1, &mut || {}).unwrap();
+        assert_eq!(f.params, one.params);
         let p = f.params;
         assert!((p.r / truth.r - 1.0).abs() < 0.1, "{p:?}");
         assert!((p.alpha / truth.alpha - 1.0).abs() < 0.15, "{p:?}");
         assert!((p.a / truth.a - 1.0).abs() < 0.25, "{p:?}");
         assert!((p.b / truth.b - 1.0).abs() < 0.3, "{p:?}");
         // At the optimum the gradient of the total log-likelihood vanishes.
-        let (_, g) = d.loglik(&p, 1.0, true);
+        let (_, g) = d.loglik(&p, 1.0, true, 3);
         let scaled = [g[0] * p.r, g[1] * p.alpha, g[2] * p.a, g[3] * p.b];
         assert!(scaled.iter().all(|v| v.abs() < 1e-4 * d.n as f64), "{scaled:?}");
     }

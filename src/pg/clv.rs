@@ -96,6 +96,14 @@ pg_v1! {
 
 // ---------------------------------------------------------------------------- fitting
 
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn notice(msg: String) {
+    pgrx::ereport!(pgrx::PgLogLevel::NOTICE, PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, msg);
+}
+
 fn text_arg(args: &Args<'_>, i: usize, what: &str) -> String {
     args.text(i).unwrap_or_else(|| null_not_allowed(format!("{}: {what} must not be NULL", args.name)))
 }
@@ -118,7 +126,9 @@ pg_v1! {
         let mut check = || {
             pgrx::check_for_interrupts!();
         };
+        let started = std::time::Instant::now();
         let rows = source::read(what, source, &columns, None, &mut check);
+        let read = started.elapsed();
         if let Some(i) = rows.table.kinds.iter().position(|k| *k != Kind::Numeric) {
             raise(
                 PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
@@ -128,10 +138,26 @@ pg_v1! {
         let d = columns.len();
         let data = &rows.table.numeric;
         let bg = BgData::new(data.chunks_exact(d).map(|r| (r[0], r[1], r[2]))).or_raise(what);
-        let fit = clv::fit_bgnbd(&bg, penalizer, max_iter, &mut check).or_raise(what);
+        let grouped = started.elapsed();
+        notice(format!(
+            "{what}: read {} customers from {} in {:.0} ms ({} skipped for a NULL), {} distinct (frequency, recency, t) in {:.0} ms",
+            bg.n, rows.relation, ms(read), rows.skipped, bg.patterns(), ms(grouped - read)
+        ));
+        let threads = super::gucs::threads();
+        let fit = clv::fit_bgnbd(&bg, penalizer, max_iter, threads, &mut check).or_raise(what);
+        let fitted = started.elapsed();
+        notice(format!(
+            "{what}: BG/NBD fitted in {:.0} ms ({} iterations, {} evaluations of the likelihood)",
+            ms(fitted - grouped), fit.iterations, fit.evaluations
+        ));
         let spend = if monetary.is_some() {
             let gg = GgData::new(data.chunks_exact(d).map(|r| (r[0], r[3]))).or_raise(what);
-            Some(clv::fit_gamma_gamma(&gg, penalizer, max_iter, &mut check).or_raise(what))
+            let s = clv::fit_gamma_gamma(&gg, penalizer, max_iter, threads, &mut check).or_raise(what);
+            notice(format!(
+                "{what}: Gamma-Gamma fitted on {} repeat customers in {:.0} ms ({} iterations, {} evaluations)",
+                s.n, ms(started.elapsed() - fitted), s.iterations, s.evaluations
+            ));
+            Some(s)
         } else {
             None
         };
