@@ -271,8 +271,18 @@ pub fn ln_hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64], out: &mut [f64]) -> Re
     let euler = c - a - b < 0.0;
     let (a2, b2) = if euler { (c - a, c - b) } else { (a, b) };
     let k = zs.len();
-    let mut sums = vec![1.0; k];
-    let mut powers = vec![1.0; k];
+    // Sums and powers of z in `out` and a stack buffer (a heap one past 64 horizons).
+    let mut stack = [0.0; 64];
+    let mut heap = Vec::new();
+    let powers: &mut [f64] = if k <= 64 {
+        &mut stack[..k]
+    } else {
+        heap.resize(k, 0.0);
+        &mut heap
+    };
+    powers.fill(1.0);
+    let sums = &mut out[..k];
+    sums.fill(1.0);
     let mut coef = 1.0;
     let mut done = false;
     for n in 0..2_000_000u32 {
@@ -283,7 +293,7 @@ pub fn ln_hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64], out: &mut [f64]) -> Re
             powers[j] *= zs[j];
             let term = coef * powers[j];
             sums[j] += term;
-            small &= term.abs() <= 1e-17 * sums[j].abs();
+            small &= term.abs() <= 1e-16 * sums[j].abs();
         }
         if small || coef == 0.0 {
             done = true;
@@ -294,7 +304,7 @@ pub fn ln_hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64], out: &mut [f64]) -> Re
         return Err(out_of_range(format!("hypergeometric series did not converge (a = {a}, b = {b}, c = {c})")));
     }
     for j in 0..k {
-        let s = sums[j];
+        let s = out[j];
         if s.is_nan() || s <= 0.0 || s.is_infinite() {
             return Err(out_of_range(format!("hypergeometric series did not converge (a = {a}, b = {b}, c = {c}, z = {})", zs[j])));
         }
@@ -744,7 +754,7 @@ fn not_converged<const N: usize>(model: &str, opt: &Optimum<N>, at: &str) -> Cor
     )
 }
 
-/// Repeat customers for the Gamma-Gamma likelihood: (frequency, mean spend) with counts.
+/// Repeat customers for the Gamma-Gamma likelihood: (frequency, mean spend), weight 1 each.
 pub struct GgData {
     pub n: u64,
     xs: Vec<f64>,
@@ -762,7 +772,6 @@ impl GgData {
     /// Customers with frequency > 0 only; the others are skipped (they carry no spend).
     pub fn new(rows: impl IntoIterator<Item = (f64, f64)>) -> Result<GgData, CoreError> {
         let mut xi: FxHashMap<u64, usize> = FxHashMap::default();
-        let mut pats: FxHashMap<(u64, u64), usize> = FxHashMap::default();
         let mut d = GgData {
             n: 0,
             xs: vec![],
@@ -791,13 +800,11 @@ impl GgData {
                 d.xs.len() - 1
             });
             d.x_count[k] += 1.0;
-            let p = *pats.entry((x.to_bits(), m.to_bits())).or_insert_with(|| {
-                d.pat_x.push(x);
-                d.pat_m.push(m);
-                d.pat_w.push(0.0);
-                d.pat_w.len() - 1
-            });
-            d.pat_w[p] += 1.0;
+            // Mean spends are rarely equal: one entry per customer (grouping would cost more
+            // than it saves).
+            d.pat_x.push(x);
+            d.pat_m.push(m);
+            d.pat_w.push(1.0);
             d.n += 1;
             d.sum_x_ln_m += x * m.ln();
             d.sum_ln_m += m.ln();
@@ -920,8 +927,18 @@ impl BgNbd {
         }
         let BgNbd { r, alpha, a, b } = *self;
         let (ha, hb, hc) = (r + x, b + x, a + b + x - 1.0);
-        let zs: Vec<f64> = ts.iter().map(|t| t / (alpha + big_t + t)).collect();
-        ln_hyp2f1_many(ha, hb, hc, &zs, out)?;
+        let mut stack = [0.0; 64];
+        let mut heap = Vec::new();
+        let zs: &mut [f64] = if ts.len() <= 64 {
+            &mut stack[..ts.len()]
+        } else {
+            heap.resize(ts.len(), 0.0);
+            &mut heap
+        };
+        for (z, t) in zs.iter_mut().zip(ts) {
+            *z = t / (alpha + big_t + t);
+        }
+        ln_hyp2f1_many(ha, hb, hc, zs, out)?;
         let first = (a + b + x - 1.0) / (a - 1.0);
         let denominator = 1.0 + if x > 0.0 { (a / (b + x - 1.0)) * ((alpha + big_t) / (alpha + tx)).powf(r + x) } else { 0.0 };
         for (o, t) in out.iter_mut().zip(ts) {
@@ -1006,9 +1023,20 @@ pub fn clv(
     }
     let spend = gg.expected_spend(x, m)?;
     let factor = unit.per_month();
-    let ts: Vec<f64> = (1..=months).map(|i| i as f64 * factor).collect();
-    let mut purchases = vec![0.0; ts.len()];
-    bg.expected_purchases_many(&ts, x, tx, big_t, &mut purchases)?;
+    let months = months as usize;
+    let (mut ts_stack, mut p_stack) = ([0.0; 64], [0.0; 64]);
+    let (mut ts_heap, mut p_heap) = (Vec::new(), Vec::new());
+    let (ts, purchases): (&mut [f64], &mut [f64]) = if months <= 64 {
+        (&mut ts_stack[..months], &mut p_stack[..months])
+    } else {
+        ts_heap.resize(months, 0.0);
+        p_heap.resize(months, 0.0);
+        (&mut ts_heap, &mut p_heap)
+    };
+    for (i, t) in ts.iter_mut().enumerate() {
+        *t = (i + 1) as f64 * factor;
+    }
+    bg.expected_purchases_many(ts, x, tx, big_t, purchases)?;
     let mut value = 0.0;
     let mut before = 0.0;
     for (i, now) in purchases.iter().enumerate() {
