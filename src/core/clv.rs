@@ -285,17 +285,32 @@ pub fn ln_hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64], out: &mut [f64]) -> Re
     sums.fill(1.0);
     let mut coef = 1.0;
     let mut done = false;
+    // With a2, b2 > 0 every term is positive, so every sum is at least 1 and a term below
+    // 1e-16 at the largest z is negligible for every z: the inner loop then only adds.
+    let positive = a2 > 0.0 && b2 > 0.0;
+    let z_max = zs.iter().fold(0.0f64, |m, z| m.max(*z));
+    let mut p_max = 1.0;
     for n in 0..2_000_000u32 {
         let n = n as f64;
         coef *= (a2 + n) * (b2 + n) / ((c + n) * (n + 1.0));
-        let mut small = n > 2.0;
-        for j in 0..k {
-            powers[j] *= zs[j];
-            let term = coef * powers[j];
-            sums[j] += term;
-            small &= term.abs() <= 1e-16 * sums[j].abs();
-        }
-        if small || coef == 0.0 {
+        let small = if positive {
+            for j in 0..k {
+                powers[j] *= zs[j];
+                sums[j] += coef * powers[j];
+            }
+            p_max *= z_max;
+            coef * p_max <= 1e-16
+        } else {
+            let mut small = true;
+            for j in 0..k {
+                powers[j] *= zs[j];
+                let term = coef * powers[j];
+                sums[j] += term;
+                small &= term.abs() <= 1e-16 * sums[j].abs();
+            }
+            small
+        };
+        if (small && n > 2.0) || coef == 0.0 {
             done = true;
             break;
         }
@@ -337,9 +352,11 @@ fn max_abs<const N: usize>(a: &[f64; N]) -> f64 {
 }
 
 /// BFGS with a backtracking (Armijo) line search. Stops when the largest gradient component
-/// is below `gtol`, or when five steps in a row no longer lower the objective beyond its
-/// rounding (1e-15 relative): ill-conditioned likelihoods reach that floor with a gradient
-/// above `gtol`. Converged when the gradient is then below `accept`. `f` returns the value
+/// is below `gtol`; at the objective's rounding floor (a step that lowers it by less than
+/// 1e-15 relative), at once when the gradient is below `accept`, else after five steps in a
+/// row that neither lower the objective nor halve the gradient: ill-conditioned likelihoods
+/// reach that floor with a gradient above `gtol`. Converged when the gradient is then below
+/// `accept`. `f` returns the value
 /// and gradient (non-finite values count as +infinity, so the line search steps back from
 /// them). `check` runs every iteration.
 pub fn bfgs<const N: usize>(
@@ -387,6 +404,8 @@ pub fn bfgs<const N: usize>(
         // Keep the first step (and any step) within a factor e^5 of each parameter.
         let mut step = (5.0 / max_abs(&d)).min(1.0);
         let mut accepted = None;
+        let mut first_trial = None;
+        let mut halvings = 0;
         for _ in 0..40 {
             let mut xn = x;
             for i in 0..N {
@@ -394,11 +413,22 @@ pub fn bfgs<const N: usize>(
             }
             let (fxn, gn) = f(&xn);
             evaluations += 1;
-            if fxn.is_finite() && gn.iter().all(|v| v.is_finite()) && fxn <= fx + 1e-4 * step * slope {
+            let finite = fxn.is_finite() && gn.iter().all(|v| v.is_finite());
+            if finite && fxn <= fx + 1e-4 * step * slope {
                 accepted = Some((xn, fxn, gn));
                 break;
             }
+            if finite && first_trial.is_none() {
+                first_trial = Some((xn, fxn, gn));
+            }
             step *= 0.5;
+            halvings += 1;
+        }
+        // Near the optimum the objective's rounding hides the decrease the gradient still
+        // shows: then take the full step if it keeps the objective within rounding and makes
+        // the gradient smaller (the gradient is the more precise of the two there).
+        if accepted.is_none() {
+            accepted = first_trial.filter(|(_, fxn, gn)| *fxn <= fx + 1e-13 * fx.abs().max(1.0) && max_abs(gn) < max_abs(&g));
         }
         let Some((xn, fxn, gn)) = accepted else {
             // No decrease along the direction: at the precision of the objective.
@@ -411,6 +441,10 @@ pub fn bfgs<const N: usize>(
             y[i] = gn[i] - g[i];
         }
         let sy = dot(&s, &y);
+        if halvings > 8 {
+            // The inverse Hessian estimate no longer points well: start it again.
+            first = true;
+        }
         if sy > 1e-300 {
             if first {
                 let scale = sy / dot(&y, &y);
@@ -436,16 +470,84 @@ pub fn bfgs<const N: usize>(
         // At the objective's rounding floor: stop at once when the gradient is already
         // acceptable, else after five such steps.
         let flat = fxn >= fx - 1e-15 * fx.abs();
-        if flat && max_abs(&gn) < accept {
-            stalled = 5;
-        }
-        stalled = if flat { stalled + 1 } else { 0 };
+        // Progress is a lower objective, or (at the floor) a gradient halved.
+        let progress = !flat || max_abs(&gn) < 0.5 * max_abs(&g);
+        // A step found only after 20 halvings: BFGS has reached the floor too (the polish
+        // below takes over).
+        stalled = if (flat && max_abs(&gn) < accept) || halvings > 20 {
+            5
+        } else if progress {
+            0
+        } else {
+            stalled + 1
+        };
         x = xn;
         fx = fxn;
         g = gn;
     }
+    // Stopped at the objective's rounding floor with a gradient still above `accept`: the
+    // gradient is more precise than the objective there, so polish with Newton steps on a
+    // Hessian from central differences of the gradient, kept while the gradient shrinks.
+    if fx.is_finite() && max_abs(&g) >= accept && it < max_iter {
+        for _ in 0..8 {
+            check();
+            let mut hess = [[0.0; N]; N];
+            for j in 0..N {
+                let h = 1e-5 * (1.0 + x[j].abs());
+                let (mut up, mut dn) = (x, x);
+                up[j] += h;
+                dn[j] -= h;
+                let (gu, gd) = (f(&up).1, f(&dn).1);
+                evaluations += 2;
+                for i in 0..N {
+                    hess[i][j] = (gu[i] - gd[i]) / (2.0 * h);
+                }
+            }
+            let Some(step) = solve(hess, g) else { break };
+            let mut xn = x;
+            for i in 0..N {
+                xn[i] -= step[i];
+            }
+            let (fxn, gn) = f(&xn);
+            evaluations += 1;
+            it += 1;
+            if !(fxn.is_finite() && max_abs(&gn) < max_abs(&g) && fxn <= fx + 1e-13 * fx.abs().max(1.0)) {
+                break;
+            }
+            (x, fx, g) = (xn, fxn, gn);
+            if max_abs(&g) < gtol {
+                break;
+            }
+        }
+    }
     let gradient = max_abs(&g);
     Optimum { x, f: fx, iterations: it, gradient, converged: fx.is_finite() && gradient < accept, evaluations }
+}
+
+/// Solves a x = b by Gaussian elimination with partial pivoting (None when singular).
+fn solve<const N: usize>(mut a: [[f64; N]; N], mut b: [f64; N]) -> Option<[f64; N]> {
+    for col in 0..N {
+        let pivot = (col..N).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[pivot][col].abs() <= 1e-300 || a[pivot][col].is_nan() {
+            return None;
+        }
+        a.swap(col, pivot);
+        b.swap(col, pivot);
+        let top = a[col];
+        for row in col + 1..N {
+            let factor = a[row][col] / top[col];
+            for (v, t) in a[row].iter_mut().zip(&top).skip(col) {
+                *v -= factor * t;
+            }
+            b[row] -= factor * b[col];
+        }
+    }
+    let mut x = [0.0; N];
+    for row in (0..N).rev() {
+        let tail: f64 = (row + 1..N).map(|k| a[row][k] * x[k]).sum();
+        x[row] = (b[row] - tail) / a[row][row];
+    }
+    x.iter().all(|v| v.is_finite()).then_some(x)
 }
 
 // ---------------------------------------------------------------------------- sums
@@ -1109,6 +1211,15 @@ mod tests {
         bytes[9] = 7;
         assert!(ClvState::deserialize(&bytes).is_err());
         assert!(Unit::parse("month").is_err());
+    }
+
+    #[test]
+    fn solve_by_hand() {
+        // 2x + y = 5, x + 3y + z = 7, y + 4z = 9 -> (2, 1, 2); a zero pivot is swapped away.
+        let x = solve([[2.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 4.0]], [5.0, 7.0, 9.0]).unwrap();
+        assert!(x.iter().zip([2.0, 1.0, 2.0]).all(|(a, b)| (a - b).abs() < 1e-14), "{x:?}");
+        assert_eq!(solve([[0.0, 1.0], [1.0, 0.0]], [3.0, 4.0]), Some([4.0, 3.0]));
+        assert_eq!(solve([[1.0, 2.0], [2.0, 4.0]], [1.0, 2.0]), None);
     }
 
     #[test]
