@@ -84,7 +84,7 @@ COMMENT ON COLUMN rfm_clv_models.columns IS 'The source columns read: {"frequenc
 COMMENT ON COLUMN rfm_clv_models.n IS 'Customers the BG/NBD model was fitted on (rows with a NULL input left out).';
 COMMENT ON COLUMN rfm_clv_models.loglik IS 'Total BG/NBD log-likelihood of the n customers at the fitted parameters, in the unit (as Fader, Hardie and Lee 2005 report it: -9582.4 on their CDNOW cohort in weeks).';
 COMMENT ON COLUMN rfm_clv_models.iterations IS 'BFGS iterations of the BG/NBD fit.';
-COMMENT ON COLUMN rfm_clv_models.gradient IS 'Largest absolute gradient component of the BG/NBD objective (mean negative log-likelihood per customer, log parameters) at the optimum: below 1e-7 (the fit stops below 1e-10, or where further steps no longer lower the objective beyond its rounding).';
+COMMENT ON COLUMN rfm_clv_models.gradient IS 'Largest absolute gradient component of the BG/NBD objective (mean negative log-likelihood per customer, log parameters) at the optimum: below 1e-7, usually near 1e-10 where the fit stops.';
 COMMENT ON COLUMN rfm_clv_models.n_repeat IS 'Customers with frequency > 0, on whom Gamma-Gamma was fitted (NULL: not fitted).';
 COMMENT ON COLUMN rfm_clv_models.loglik_spend IS 'Total Gamma-Gamma log-likelihood of the n_repeat customers.';
 COMMENT ON COLUMN rfm_clv_models.options IS 'The fit options: penalizer, max_iter.';

@@ -7,9 +7,10 @@ DROP ROLE IF EXISTS regress_rfm_outsider;
 CREATE ROLE regress_rfm_analyst;
 CREATE ROLE regress_rfm_trainer;
 CREATE ROLE regress_rfm_outsider;
-GRANT SELECT ON customer_rfm TO regress_rfm_analyst, regress_rfm_trainer;
-GRANT INSERT, UPDATE, DELETE ON rfm_models, rfm_centroids, rfm_k_search TO regress_rfm_trainer;
+GRANT SELECT ON customer_rfm, clv_summary TO regress_rfm_analyst, regress_rfm_trainer;
+GRANT INSERT, UPDATE, DELETE ON rfm_models, rfm_centroids, rfm_k_search, rfm_clv_models TO regress_rfm_trainer;
 CREATE TABLE secret_customers AS SELECT * FROM customer_rfm;
+CREATE TABLE secret_clv AS SELECT * FROM clv_summary;
 GRANT EXECUTE ON FUNCTION try_sql(text) TO PUBLIC;
 
 SET ROLE regress_rfm_analyst;
@@ -22,7 +23,11 @@ SELECT q, try_sql(q) AS analyst FROM (VALUES
     ($$SELECT rfm_drop_model('shop')$$),
     ($$SELECT rfm_activate('shop', 2)$$),
     ($$UPDATE rfm_segment_rules SET segment = 'Mine' WHERE priority = 10$$),
-    ($$SELECT rfm_train('analyst_model', 'secret_customers', k => 3)$$)
+    ($$SELECT rfm_train('analyst_model', 'secret_customers', k => 3)$$),
+    ($$SELECT count(rfm_clv_value('shop_clv', frequency, recency, t, monetary)) > 0 FROM clv_summary$$),
+    ($$SELECT rfm_clv_train('analyst_clv', 'clv_summary')$$),
+    ($$SELECT rfm_clv_drop_model('shop_clv')$$),
+    ($$SELECT rfm_clv_activate('shop_clv', 2)$$)
 ) AS cases(q);
 RESET ROLE;
 
@@ -31,10 +36,13 @@ SELECT q, try_sql(q) AS trainer FROM (VALUES
     ($$SELECT rfm_train('trainer_model', 'customer_rfm', k => 3)$$),
     ($$SELECT rfm_train('trainer_model', 'secret_customers', k => 3)$$),
     ($$SELECT * FROM rfm_k_search('secret_customers', k_min => 2, k_max => 3)$$),
-    ($$SELECT rfm_evaluate('trainer_model', 'secret_customers')$$)
+    ($$SELECT rfm_evaluate('trainer_model', 'secret_customers')$$),
+    ($$SELECT version FROM rfm_clv_train('trainer_clv', 'clv_summary')$$),
+    ($$SELECT version FROM rfm_clv_train('trainer_clv', 'secret_clv')$$)
 ) AS cases(q);
 RESET ROLE;
 SELECT model, version, created_by FROM rfm_models WHERE model IN ('trainer_model', 'analyst_model') ORDER BY 1, 2;
+SELECT model, version, created_by FROM rfm_clv_models WHERE model IN ('trainer_clv', 'analyst_clv') ORDER BY 1, 2;
 
 SET ROLE regress_rfm_outsider;
 SELECT q, try_sql(q) AS outsider FROM (VALUES
@@ -47,12 +55,14 @@ RESET ROLE;
 
 -- Nothing was changed by the refused statements.
 SELECT version, active FROM rfm_models WHERE model = 'shop' ORDER BY version;
+SELECT version, active FROM rfm_clv_models WHERE model = 'shop_clv' ORDER BY version;
 SELECT segment FROM rfm_segment_rules WHERE priority = 10;
 
-REVOKE ALL ON customer_rfm, secret_customers FROM regress_rfm_analyst, regress_rfm_trainer;
-REVOKE ALL ON rfm_models, rfm_centroids, rfm_k_search FROM regress_rfm_trainer;
-DROP TABLE secret_customers;
+REVOKE ALL ON customer_rfm, clv_summary, secret_customers FROM regress_rfm_analyst, regress_rfm_trainer;
+REVOKE ALL ON rfm_models, rfm_centroids, rfm_k_search, rfm_clv_models FROM regress_rfm_trainer;
+DROP TABLE secret_customers, secret_clv;
 SELECT rfm_drop_model('trainer_model');
+SELECT rfm_clv_drop_model('trainer_clv');
 DROP ROLE regress_rfm_analyst;
 DROP ROLE regress_rfm_trainer;
 DROP ROLE regress_rfm_outsider;
