@@ -147,6 +147,13 @@ BEGIN
         RAISE EXCEPTION 'rfm_clv_train: max_iter must be at least 1, got %', max_iter
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- Refused before any work when the caller could not store the result.
+    IF NOT has_table_privilege('rfm_clv_models', 'INSERT, UPDATE') THEN
+        RAISE EXCEPTION 'rfm_clv_train: permission denied to store models'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Storing a CLV model version needs INSERT and UPDATE on rfm_clv_models.',
+                  HINT = 'Ask the owner of the extension for these privileges, or train as a role that has them.';
+    END IF;
     -- One training of a model at a time; the version numbers stay dense.
     PERFORM pg_advisory_xact_lock(hashtext('pg_rfm.clv'), hashtext(rfm_clv_train.model));
     fit := rfm_clv_fit(source, frequency, recency, t, monetary, penalizer, max_iter);
