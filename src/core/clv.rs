@@ -653,42 +653,47 @@ pub fn check_customer(x: f64, tx: f64, t: f64) -> Result<(), CoreError> {
 }
 
 impl BgData {
+    /// Groups the customers into distinct patterns, in one canonical order (by frequency,
+    /// recency, t), so that the sums, and so the fit, do not depend on the order rows come in.
     pub fn new(rows: impl IntoIterator<Item = (f64, f64, f64)>) -> Result<BgData, CoreError> {
-        let mut xi: FxHashMap<u64, u32> = FxHashMap::default();
-        let mut pats: FxHashMap<(u32, u64, u64), u32> = FxHashMap::default();
+        let mut pats: FxHashMap<(u64, u64, u64), f64> = FxHashMap::default();
+        let mut n = 0u64;
+        for (x, tx, t) in rows {
+            check_customer(x, tx, t)?;
+            // +0.0 for -0.0, so that equal values group together.
+            *pats.entry(((x + 0.0).to_bits(), (tx + 0.0).to_bits(), (t + 0.0).to_bits())).or_insert(0.0) += 1.0;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(invalid("no customers to fit (every row had a NULL value)"));
+        }
+        let mut list: Vec<(f64, f64, f64, f64)> =
+            pats.into_iter().map(|((x, tx, t), w)| (f64::from_bits(x), f64::from_bits(tx), f64::from_bits(t), w)).collect();
+        list.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.total_cmp(&b.2)));
         let mut d = BgData {
-            n: 0,
+            n,
             xs: vec![],
             x_count: vec![],
-            pat_x: vec![],
-            pat_tx: vec![],
-            pat_t: vec![],
-            pat_w: vec![],
+            pat_x: Vec::with_capacity(list.len()),
+            pat_tx: Vec::with_capacity(list.len()),
+            pat_t: Vec::with_capacity(list.len()),
+            pat_w: Vec::with_capacity(list.len()),
             sum_x: 0.0,
             max_t: 0.0,
         };
-        for (x, tx, t) in rows {
-            check_customer(x, tx, t)?;
-            let k = *xi.entry(x.to_bits()).or_insert_with(|| {
+        for (x, tx, t, w) in list {
+            if d.xs.last() != Some(&x) {
                 d.xs.push(x);
                 d.x_count.push(0.0);
-                (d.xs.len() - 1) as u32
-            });
-            d.x_count[k as usize] += 1.0;
-            let p = *pats.entry((k, tx.to_bits(), t.to_bits())).or_insert_with(|| {
-                d.pat_x.push(k);
-                d.pat_tx.push(tx);
-                d.pat_t.push(t);
-                d.pat_w.push(0.0);
-                (d.pat_w.len() - 1) as u32
-            });
-            d.pat_w[p as usize] += 1.0;
-            d.n += 1;
-            d.sum_x += x;
+            }
+            let k = d.xs.len() - 1;
+            d.x_count[k] += w;
+            d.pat_x.push(k as u32);
+            d.pat_tx.push(tx);
+            d.pat_t.push(t);
+            d.pat_w.push(w);
+            d.sum_x += w * x;
             d.max_t = d.max_t.max(t);
-        }
-        if d.n == 0 {
-            return Err(invalid("no customers to fit (every row had a NULL value)"));
         }
         if d.max_t <= 0.0 {
             return Err(invalid("t is 0 for every customer: the model needs customers observed for some time"));
@@ -871,20 +876,12 @@ pub struct GgData {
 }
 
 impl GgData {
-    /// Customers with frequency > 0 only; the others are skipped (they carry no spend).
+    /// Customers with frequency > 0 only; the others are skipped (they carry no spend). One
+    /// entry per customer (mean spends rarely repeat, so grouping would cost more than it
+    /// saves), in one canonical order (by frequency, then mean spend) so that the fit does not
+    /// depend on the order rows come in.
     pub fn new(rows: impl IntoIterator<Item = (f64, f64)>) -> Result<GgData, CoreError> {
-        let mut xi: FxHashMap<u64, usize> = FxHashMap::default();
-        let mut d = GgData {
-            n: 0,
-            xs: vec![],
-            x_count: vec![],
-            pat_x: vec![],
-            pat_m: vec![],
-            pat_w: vec![],
-            sum_x_ln_m: 0.0,
-            sum_ln_m: 0.0,
-            sum_x_ln_x: 0.0,
-        };
+        let mut list: Vec<(f64, f64)> = Vec::new();
         for (x, m) in rows {
             if !m.is_finite() {
                 return Err(invalid(format!("monetary must be a finite number, got {}", show(m))));
@@ -896,25 +893,36 @@ impl GgData {
                 return Err(invalid(format!("monetary must be > 0 for a customer with repeat purchases, got {m}"))
                     .hint("monetary is the mean spend of the repeat purchases; leave returns and free orders out."));
             }
-            let k = *xi.entry(x.to_bits()).or_insert_with(|| {
+            list.push((x, m));
+        }
+        if list.is_empty() {
+            return Err(invalid("no customer has a repeat purchase, so the Gamma-Gamma spend model cannot be fitted")
+                .hint("Pass monetary => NULL to fit BG/NBD alone."));
+        }
+        list.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let mut d = GgData {
+            n: list.len() as u64,
+            xs: vec![],
+            x_count: vec![],
+            pat_x: Vec::with_capacity(list.len()),
+            pat_m: Vec::with_capacity(list.len()),
+            pat_w: Vec::with_capacity(list.len()),
+            sum_x_ln_m: 0.0,
+            sum_ln_m: 0.0,
+            sum_x_ln_x: 0.0,
+        };
+        for (x, m) in list {
+            if d.xs.last() != Some(&x) {
                 d.xs.push(x);
                 d.x_count.push(0.0);
-                d.xs.len() - 1
-            });
-            d.x_count[k] += 1.0;
-            // Mean spends are rarely equal: one entry per customer (grouping would cost more
-            // than it saves).
+            }
+            *d.x_count.last_mut().unwrap_or(&mut 0.0) += 1.0;
             d.pat_x.push(x);
             d.pat_m.push(m);
             d.pat_w.push(1.0);
-            d.n += 1;
             d.sum_x_ln_m += x * m.ln();
             d.sum_ln_m += m.ln();
             d.sum_x_ln_x += x * x.ln();
-        }
-        if d.n == 0 {
-            return Err(invalid("no customer has a repeat purchase, so the Gamma-Gamma spend model cannot be fitted")
-                .hint("Pass monetary => NULL to fit BG/NBD alone."));
         }
         Ok(d)
     }
@@ -1319,11 +1327,15 @@ mod tests {
         let truth = BgNbd { r: 0.5, alpha: 10.0, a: 0.8, b: 2.5 };
         let mut rng = Rng::new(7);
         let rows: Vec<(f64, f64, f64)> = (0..20_000).map(|_| simulate(&truth, 52.0, &mut rng)).collect();
-        let d = BgData::new(rows).unwrap();
+        let d = BgData::new(rows.clone()).unwrap();
         let f = fit_bgnbd(&d, 0.0, 1000, 2, &mut || {}).unwrap();
-        // The fit does not depend on the number of threads.
+        // The fit does not depend on the number of threads, nor on the order of the rows.
         let one = fit_bgnbd(&d, 0.0, 1000, 1, &mut || {}).unwrap();
         assert_eq!(f.params, one.params);
+        let mut reversed = rows.clone();
+        reversed.reverse();
+        let back = fit_bgnbd(&BgData::new(reversed).unwrap(), 0.0, 1000, 2, &mut || {}).unwrap();
+        assert_eq!(f.params, back.params);
         let p = f.params;
         assert!((p.r / truth.r - 1.0).abs() < 0.1, "{p:?}");
         assert!((p.alpha / truth.alpha - 1.0).abs() < 0.15, "{p:?}");

@@ -230,3 +230,43 @@ def test_training_does_not_depend_on_row_order(cluster):
             dist = rows(conn, f"SELECT {result} FROM rfm_train('{name}', 'cust_dist', k => 4)")[0]
             assert dist[1:] == plain[1:]
             assert conn.execute(centroids, (name,)).fetchall() == conn.execute(centroids, ("order_plain",)).fetchall()
+
+
+def test_clv_on_distributed_tables(cluster):
+    """Customer lifetime value on Citus: rfm_clv_summary grouped by the distribution column
+    runs on the workers and equals the plain table's; rfm_clv_train reads a distributed
+    table and fits what it fits on the plain one; the rfm_clv_model value predicts on the
+    workers as on one node, and the name form refuses there with what to do instead."""
+    summary = ("SELECT customer_id, (rfm_clv_summary(invoice_date, quantity * price, '{as_of}')).* FROM {t}"
+               " WHERE invoice NOT LIKE 'C%' AND quantity > 0 AND price > 0 GROUP BY customer_id")
+    with connect() as conn:
+        plan = "\n".join(r[0] for r in rows(conn, "EXPLAIN " + summary.format(as_of=AS_OF, t="tx_dist")))
+        assert "Custom Scan (Citus Adaptive)" in plan and "Task Count: 32" in plan
+        for t, dst in (("tx", "clv_in"), ("tx_dist", "clv_in_dist")):
+            conn.execute(f"DROP TABLE IF EXISTS {dst}")
+            conn.execute(f"CREATE TABLE {dst} (customer_id int, frequency bigint, recency float8, t float8, monetary float8)")
+            if dst == "clv_in_dist":
+                conn.execute("SELECT create_distributed_table('clv_in_dist', 'customer_id', colocate_with => 'tx_dist')")
+            conn.execute(f"INSERT INTO {dst} " + summary.format(as_of=AS_OF, t=t))
+        plain = rows(conn, "SELECT * FROM clv_in ORDER BY 1")
+        dist = rows(conn, "SELECT * FROM clv_in_dist ORDER BY 1")
+        assert len(plain) == len(dist) > 2000
+        for p, d in zip(plain, dist):
+            assert p[:4] == d[:4] and abs(p[4] - d[4]) <= 1e-9 * max(1.0, abs(p[4])), (p, d)
+        conn.execute("SELECT rfm_clv_drop_model('clv_m')")
+        conn.execute("SELECT rfm_clv_drop_model('clv_m_dist')")
+        a = rows(conn, "SELECT r, alpha, a, b, p, q, v FROM rfm_clv_train('clv_m', 'clv_in')")[0]
+        b = rows(conn, "SELECT r, alpha, a, b, p, q, v FROM rfm_clv_train('clv_m_dist', 'clv_in_dist')")[0]
+        assert a == b  # the fit reads the rows in one canonical order, whatever the shards return
+        single = rows(conn, "SELECT customer_id, rfm_clv_value('clv_m', frequency, recency, t, monetary),"
+                            " rfm_clv_p_alive('clv_m', frequency, recency, t) FROM clv_in ORDER BY 1")
+        query = ("WITH m AS MATERIALIZED (SELECT rfm_clv_model('clv_m'::text) AS m)"
+                 " SELECT c.customer_id, rfm_clv_value(m.m, c.frequency, c.recency, c.t, c.monetary),"
+                 " rfm_clv_p_alive(m.m, c.frequency, c.recency, c.t) FROM clv_in_dist c, m ORDER BY 1")
+        plan = "\n".join(r[0] for r in rows(conn, "EXPLAIN " + query))
+        assert "Custom Scan (Citus Adaptive)" in plan and "Task Count: 32" in plan
+        assert rows(conn, query) == single
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
+            conn.execute("SELECT rfm_clv_p_alive('clv_m', frequency, recency, t) FROM clv_in_dist").fetchall()
+        assert 'CLV model "clv_m" cannot be read on a Citus worker' in e.value.diag.message_primary
+        assert "rfm_clv_model('name'::text)" in e.value.diag.message_hint
