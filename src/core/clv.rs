@@ -667,17 +667,19 @@ impl BgData {
         if n == 0 {
             return Err(invalid("no customers to fit (every row had a NULL value)"));
         }
-        let mut list: Vec<(f64, f64, f64, f64)> =
-            pats.into_iter().map(|((x, tx, t), w)| (f64::from_bits(x), f64::from_bits(tx), f64::from_bits(t), w)).collect();
-        list.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.total_cmp(&b.2)));
+        // The values are finite and >= 0, so their bit patterns sort as the numbers do.
+        let mut keys: Vec<((u64, u64, u64), f64)> = pats.into_iter().collect();
+        keys.sort_unstable_by_key(|k| k.0);
+        let list = keys.into_iter().map(|((x, tx, t), w)| (f64::from_bits(x), f64::from_bits(tx), f64::from_bits(t), w));
+        let len = list.len();
         let mut d = BgData {
             n,
             xs: vec![],
             x_count: vec![],
-            pat_x: Vec::with_capacity(list.len()),
-            pat_tx: Vec::with_capacity(list.len()),
-            pat_t: Vec::with_capacity(list.len()),
-            pat_w: Vec::with_capacity(list.len()),
+            pat_x: Vec::with_capacity(len),
+            pat_tx: Vec::with_capacity(len),
+            pat_t: Vec::with_capacity(len),
+            pat_w: Vec::with_capacity(len),
             sum_x: 0.0,
             max_t: 0.0,
         };
@@ -881,7 +883,8 @@ impl GgData {
     /// saves), in one canonical order (by frequency, then mean spend) so that the fit does not
     /// depend on the order rows come in.
     pub fn new(rows: impl IntoIterator<Item = (f64, f64)>) -> Result<GgData, CoreError> {
-        let mut list: Vec<(f64, f64)> = Vec::new();
+        // (x, m) > 0: their bit patterns sort as the numbers do.
+        let mut list: Vec<(u64, u64)> = Vec::new();
         for (x, m) in rows {
             if !m.is_finite() {
                 return Err(invalid(format!("monetary must be a finite number, got {}", show(m))));
@@ -893,13 +896,13 @@ impl GgData {
                 return Err(invalid(format!("monetary must be > 0 for a customer with repeat purchases, got {m}"))
                     .hint("monetary is the mean spend of the repeat purchases; leave returns and free orders out."));
             }
-            list.push((x, m));
+            list.push((x.to_bits(), m.to_bits()));
         }
         if list.is_empty() {
             return Err(invalid("no customer has a repeat purchase, so the Gamma-Gamma spend model cannot be fitted")
                 .hint("Pass monetary => NULL to fit BG/NBD alone."));
         }
-        list.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        list.sort_unstable();
         let mut d = GgData {
             n: list.len() as u64,
             xs: vec![],
@@ -911,7 +914,7 @@ impl GgData {
             sum_ln_m: 0.0,
             sum_x_ln_x: 0.0,
         };
-        for (x, m) in list {
+        for (x, m) in list.into_iter().map(|(x, m)| (f64::from_bits(x), f64::from_bits(m))) {
             if d.xs.last() != Some(&x) {
                 d.xs.push(x);
                 d.x_count.push(0.0);
