@@ -248,18 +248,32 @@ pub fn digamma(mut x: f64) -> f64 {
         - f * (1.0 / 12.0 - f * (1.0 / 120.0 - f * (1.0 / 252.0 - f * (1.0 / 240.0 - f * (1.0 / 132.0 - f * 691.0 / 32760.0)))))
 }
 
-/// ln of the Gauss hypergeometric function 2F1(a, b; c; z) for 0 <= z < 1 and c > 0, by its
-/// power series; with Euler's transformation (1 - z)^(c-a-b) 2F1(c-a, c-b; c; z) when
-/// c - a - b < 0, so that the series stays of order one and the large factor is taken in
-/// logs (lifetimes does the same when the direct value overflows).
-pub fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> Result<f64, CoreError> {
-    let mut out = [0.0];
-    ln_hyp2f1_many(a, b, c, &[z], &mut out)?;
-    Ok(out[0])
+/// A buffer of floats for one call: on the stack up to 64 of them, else on the heap.
+struct Scratch {
+    stack: [f64; 64],
+    heap: Vec<f64>,
 }
 
-/// `ln_hyp2f1` at several z at once: the series' coefficients (a)_n (b)_n / ((c)_n n!) do not
-/// depend on z, so they are computed once for all of them.
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch { stack: [0.0; 64], heap: Vec::new() }
+    }
+
+    fn take(&mut self, n: usize) -> &mut [f64] {
+        if n <= self.stack.len() {
+            &mut self.stack[..n]
+        } else {
+            self.heap.resize(n, 0.0);
+            &mut self.heap
+        }
+    }
+}
+
+/// ln of the Gauss hypergeometric function 2F1(a, b; c; z) for 0 <= z < 1 and c > 0, at each z
+/// of `zs`, by its power series; with Euler's transformation (1 - z)^(c-a-b) 2F1(c-a, c-b; c; z)
+/// when c - a - b < 0, so that the series stays of order one and the large factor is taken in
+/// logs (lifetimes does the same when the direct value overflows). The coefficients
+/// (a)_n (b)_n / ((c)_n n!) do not depend on z, so they are computed once for all of them.
 pub fn ln_hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64], out: &mut [f64]) -> Result<(), CoreError> {
     if let Some(z) = zs.iter().find(|z| !(0.0..1.0).contains(*z)) {
         return Err(out_of_range(format!("hypergeometric function outside its domain (z = {z})"))
@@ -271,15 +285,9 @@ pub fn ln_hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64], out: &mut [f64]) -> Re
     let euler = c - a - b < 0.0;
     let (a2, b2) = if euler { (c - a, c - b) } else { (a, b) };
     let k = zs.len();
-    // Sums and powers of z in `out` and a stack buffer (a heap one past 64 horizons).
-    let mut stack = [0.0; 64];
-    let mut heap = Vec::new();
-    let powers: &mut [f64] = if k <= 64 {
-        &mut stack[..k]
-    } else {
-        heap.resize(k, 0.0);
-        &mut heap
-    };
+    // Sums of the series in `out`, powers of z in a scratch buffer.
+    let mut scratch = Scratch::new();
+    let powers = scratch.take(k);
     powers.fill(1.0);
     let sums = &mut out[..k];
     sums.fill(1.0);
@@ -870,7 +878,6 @@ pub struct GgData {
     x_count: Vec<f64>,
     pat_x: Vec<f64>,
     pat_m: Vec<f64>,
-    pat_w: Vec<f64>,
     /// Sums over customers of x ln m, ln m and x ln x (the parts linear in the parameters).
     sum_x_ln_m: f64,
     sum_ln_m: f64,
@@ -909,7 +916,6 @@ impl GgData {
             x_count: vec![],
             pat_x: Vec::with_capacity(list.len()),
             pat_m: Vec::with_capacity(list.len()),
-            pat_w: Vec::with_capacity(list.len()),
             sum_x_ln_m: 0.0,
             sum_ln_m: 0.0,
             sum_x_ln_x: 0.0,
@@ -919,10 +925,10 @@ impl GgData {
                 d.xs.push(x);
                 d.x_count.push(0.0);
             }
-            *d.x_count.last_mut().unwrap_or(&mut 0.0) += 1.0;
+            let k = d.xs.len() - 1;
+            d.x_count[k] += 1.0;
             d.pat_x.push(x);
             d.pat_m.push(m);
-            d.pat_w.push(1.0);
             d.sum_x_ln_m += x * m.ln();
             d.sum_ln_m += m.ln();
             d.sum_x_ln_x += x * x.ln();
@@ -949,17 +955,17 @@ impl GgData {
                 g[1] += c * d;
             }
         }
-        let sums = chunked_sum(self.pat_w.len(), threads, |range| {
+        let sums = chunked_sum(self.pat_x.len(), threads, |range| {
             let mut s = [0.0; 4];
             for i in range {
-                let (x, mm, w) = (self.pat_x[i], self.pat_m[i], self.pat_w[i]);
+                let (x, mm) = (self.pat_x[i], self.pat_m[i]);
                 let sv = x * mm + v;
                 let l = sv.ln();
-                s[0] -= w * (p * x + q) * l;
+                s[0] -= (p * x + q) * l;
                 if grad {
-                    s[1] -= w * x * l;
-                    s[2] -= w * l;
-                    s[3] -= w * (p * x + q) / sv;
+                    s[1] -= x * l;
+                    s[2] -= l;
+                    s[3] -= (p * x + q) / sv;
                 }
             }
             s
@@ -1040,14 +1046,8 @@ impl BgNbd {
         }
         let BgNbd { r, alpha, a, b } = *self;
         let (ha, hb, hc) = (r + x, b + x, a + b + x - 1.0);
-        let mut stack = [0.0; 64];
-        let mut heap = Vec::new();
-        let zs: &mut [f64] = if ts.len() <= 64 {
-            &mut stack[..ts.len()]
-        } else {
-            heap.resize(ts.len(), 0.0);
-            &mut heap
-        };
+        let mut scratch = Scratch::new();
+        let zs = scratch.take(ts.len());
         for (z, t) in zs.iter_mut().zip(ts) {
             *z = t / (alpha + big_t + t);
         }
@@ -1137,15 +1137,8 @@ pub fn clv(
     let spend = gg.expected_spend(x, m)?;
     let factor = unit.per_month();
     let months = months as usize;
-    let (mut ts_stack, mut p_stack) = ([0.0; 64], [0.0; 64]);
-    let (mut ts_heap, mut p_heap) = (Vec::new(), Vec::new());
-    let (ts, purchases): (&mut [f64], &mut [f64]) = if months <= 64 {
-        (&mut ts_stack[..months], &mut p_stack[..months])
-    } else {
-        ts_heap.resize(months, 0.0);
-        p_heap.resize(months, 0.0);
-        (&mut ts_heap, &mut p_heap)
-    };
+    let (mut ts_scratch, mut purchases_scratch) = (Scratch::new(), Scratch::new());
+    let (ts, purchases) = (ts_scratch.take(months), purchases_scratch.take(months));
     for (i, t) in ts.iter_mut().enumerate() {
         *t = (i + 1) as f64 * factor;
     }
@@ -1164,6 +1157,12 @@ mod tests {
     use super::*;
 
     const DAY: i64 = USECS_PER_DAY;
+
+    fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> Result<f64, CoreError> {
+        let mut out = [0.0];
+        ln_hyp2f1_many(a, b, c, &[z], &mut out)?;
+        Ok(out[0])
+    }
 
     fn summary(rows: &[(i64, f64)], as_of: i64, unit: Unit) -> ClvSummary {
         let mut s = ClvState::default();

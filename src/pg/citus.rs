@@ -16,13 +16,17 @@ pub fn on_worker() -> bool {
 /// The value form of model queries, for hints.
 pub const MODEL_VALUE_FORM: &str = "Pass the model as a value read on the coordinator: WITH m AS MATERIALIZED (SELECT rfm_model('name'::text) AS m) SELECT rfm_segment(m.m, recency, frequency, monetary) FROM customers, m.";
 
+/// The same for CLV models.
+pub const CLV_MODEL_VALUE_FORM: &str = "Pass the model as a value read on the coordinator: WITH m AS MATERIALIZED (SELECT rfm_clv_model('name'::text) AS m) SELECT rfm_clv_p_alive(m.m, frequency, recency, t) FROM customers, m.";
+
 /// A name form of a model function called where the model tables are not (a Citus worker).
-pub fn refuse_model_name(what: &str, name: &str) -> ! {
-    PgError::new(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, format!("{what}: model \"{name}\" cannot be read on a Citus worker"))
+/// `kind` names the model in the message ("model", "CLV model"); `value_form` is the hint.
+pub fn refuse_model_name(what: &str, kind: &str, name: &str, value_form: &str) -> ! {
+    PgError::new(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, format!("{what}: {kind} \"{name}\" cannot be read on a Citus worker"))
         .detail(
             "Models are stored on the coordinator; this part of the query runs on a worker, whose model tables are not the coordinator's.",
         )
-        .hint(MODEL_VALUE_FORM)
+        .hint(value_form)
         .raise()
 }
 

@@ -220,14 +220,33 @@ fn damaged(what: &str, name: &str, problem: &str) -> ! {
         .raise()
 }
 
-/// The active version of CLV model `name`, from its export document.
+impl Loaded {
+    /// A model from its unit and parameters (BG/NBD r, alpha, a, b; Gamma-Gamma p, q, v, all
+    /// three or none), checked; Err says what is wrong, for the caller's error.
+    fn build(name: String, unit: Option<&str>, bg: [Option<f64>; 4], gg: [Option<f64>; 3]) -> Result<Loaded, String> {
+        let unit = unit.and_then(|u| Unit::parse(u).ok()).ok_or("unit is not day or week")?;
+        let [r, alpha, a, b] = bg;
+        let need = |v: Option<f64>, key: &str| v.ok_or(format!("{key} is missing"));
+        let bg = BgNbd { r: need(r, "r")?, alpha: need(alpha, "alpha")?, a: need(a, "a")?, b: need(b, "b")? };
+        bg.check().map_err(|e| e.message)?;
+        let gg = match gg {
+            [None, None, None] => None,
+            [Some(p), Some(q), Some(v)] => {
+                let gg = GammaGamma { p, q, v };
+                gg.check().map_err(|e| e.message)?;
+                Some(gg)
+            }
+            _ => return Err("p, q and v must be all missing or all numbers".into()),
+        };
+        Ok(Loaded { name, unit, bg, gg })
+    }
+}
+
+/// The active version of CLV model `name`, read from rfm_clv_models.
 fn load_named(args: Args<'_>, name: &str) -> Loaded {
     let what = args.name;
     if citus::on_worker() {
-        PgError::new(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, format!("{what}: CLV model \"{name}\" cannot be read on a Citus worker"))
-            .detail("Models are stored on the coordinator; this part of the query runs on a worker.")
-            .hint("Pass the model as a value read on the coordinator: WITH m AS MATERIALIZED (SELECT rfm_clv_model('name'::text) AS m) SELECT rfm_clv_p_alive(m.m, frequency, recency, t) FROM customers, m.")
-            .raise();
+        citus::refuse_model_name(what, "CLV model", name, citus::CLV_MODEL_VALUE_FORM);
     }
     let schema = schema_prefix(args);
     // The parameters as float8 text (shortest exact form), parsed exactly: the same doubles
@@ -249,43 +268,24 @@ fn load_named(args: Args<'_>, name: &str) -> Loaded {
     if parts.len() != 8 {
         damaged(what, name, "its row does not have the expected columns");
     }
-    let unit = Unit::parse(parts[0]).unwrap_or_else(|_| damaged(what, name, "unit is not day or week"));
-    let num = |i: usize, key: &str| parts[i].parse::<f64>().unwrap_or_else(|_| damaged(what, name, &format!("{key} is not a number")));
-    let bg = BgNbd { r: num(1, "r"), alpha: num(2, "alpha"), a: num(3, "a"), b: num(4, "b") };
-    bg.check().unwrap_or_else(|e| damaged(what, name, &e.message));
-    let gg = match (parts[5], parts[6], parts[7]) {
-        ("-", "-", "-") => None,
-        _ => {
-            let gg = GammaGamma { p: num(5, "p"), q: num(6, "q"), v: num(7, "v") };
-            gg.check().unwrap_or_else(|e| damaged(what, name, &e.message));
-            Some(gg)
-        }
+    let num = |i: usize, key: &str| match parts[i] {
+        "-" => None,
+        v => Some(v.parse::<f64>().unwrap_or_else(|_| damaged(what, name, &format!("{key} is not a number")))),
     };
-    Loaded { name: name.to_string(), unit, bg, gg }
+    let bg = [num(1, "r"), num(2, "alpha"), num(3, "a"), num(4, "b")];
+    let gg = [num(5, "p"), num(6, "q"), num(7, "v")];
+    Loaded::build(name.to_string(), Some(parts[0]), bg, gg).unwrap_or_else(|m| damaged(what, name, &m))
 }
 
 /// An `rfm_clv_model` value, checked (22023 for a value that is not a usable model).
 fn from_row(what: &str, row: &Row<'_>) -> Loaded {
-    let bad = |m: String| -> ! {
+    let bg = [row.f64_attr(4), row.f64_attr(5), row.f64_attr(6), row.f64_attr(7)];
+    let gg = [row.f64_attr(8), row.f64_attr(9), row.f64_attr(10)];
+    Loaded::build(row.text_attr(1).unwrap_or_default(), row.text_attr(3).as_deref(), bg, gg).unwrap_or_else(|m| {
         PgError::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{what}: the rfm_clv_model value is not a usable model: {m}"))
             .hint("Read models with rfm_clv_model('name'::text).")
             .raise()
-    };
-    let name = row.text_attr(1).unwrap_or_default();
-    let unit = row.text_attr(3).and_then(|u| Unit::parse(&u).ok()).unwrap_or_else(|| bad("unit is not day or week".into()));
-    let f = |n: i16, key: &str| row.f64_attr(n).unwrap_or_else(|| bad(format!("{key} is NULL")));
-    let bg = BgNbd { r: f(4, "r"), alpha: f(5, "alpha"), a: f(6, "a"), b: f(7, "b") };
-    bg.check().unwrap_or_else(|e| bad(e.message));
-    let gg = match (row.f64_attr(8), row.f64_attr(9), row.f64_attr(10)) {
-        (None, None, None) => None,
-        (Some(p), Some(q), Some(v)) => {
-            let gg = GammaGamma { p, q, v };
-            gg.check().unwrap_or_else(|e| bad(e.message));
-            Some(gg)
-        }
-        _ => bad("p, q and v must be all NULL or all numbers".into()),
-    };
-    Loaded { name, unit, bg, gg }
+    })
 }
 
 /// What a call site keeps: models by name for the current statement, the last value.
@@ -307,14 +307,10 @@ fn model<'c>(call: &'c mut Call<'_>, by_value: bool) -> &'c Loaded {
     });
     if by_value {
         let Some(row) = args.row(0, &mut cache.row_type) else { null_not_allowed(format!("{}: the model must not be NULL", args.name)) };
-        let fresh = !matches!(&cache.value, Some((b, _)) if b.as_slice() == row.bytes());
-        if fresh {
-            cache.value = Some((row.bytes().to_vec(), from_row(args.name, &row)));
+        if !matches!(&cache.value, Some((b, _)) if b.as_slice() == row.bytes()) {
+            cache.value = None;
         }
-        match &cache.value {
-            Some((_, m)) => m,
-            None => unreachable!("just stored"),
-        }
+        &cache.value.get_or_insert_with(|| (row.bytes().to_vec(), from_row(args.name, &row))).1
     } else {
         if cache.statement.renewed() {
             cache.named.clear();

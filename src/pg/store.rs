@@ -69,7 +69,7 @@ pub fn not_found(what: &str, name: &str, version: Option<i32>) -> ! {
 pub fn load(args: Args<'_>, name: &str, version: Option<i32>) -> Stored {
     let what = args.name;
     if super::citus::on_worker() {
-        super::citus::refuse_model_name(what, name);
+        super::citus::refuse_model_name(what, "model", name, super::citus::MODEL_VALUE_FORM);
     }
     let schema = schema_prefix(args);
     let text = match version {
