@@ -112,13 +112,41 @@ CREATE TYPE rfm_clv_fit_result AS (
     iterations int, gradient float8,
     n_repeat bigint, p float8, q float8, v float8, loglik_spend float8,
     iterations_spend int, gradient_spend float8);
-COMMENT ON TYPE rfm_clv_fit_result IS 'The row rfm_clv_fit returns.';
+COMMENT ON TYPE rfm_clv_fit_result IS 'The row rfm_clv_fit returns and rfm_clv_store stores.';
 
 CREATE FUNCTION rfm_clv_fit(source regclass, frequency text, recency text, t text, monetary text,
                             penalizer float8, max_iter int) RETURNS rfm_clv_fit_result
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'rfm_clv_fit';
 COMMENT ON FUNCTION rfm_clv_fit(regclass, text, text, text, text, float8, int) IS
 'Fits BG/NBD (and Gamma-Gamma unless monetary is NULL) on the columns of source and returns the parameters without storing them; rfm_clv_train stores them as a model version.';
+
+CREATE FUNCTION rfm_clv_store(model text, unit text, source text, columns jsonb, fit rfm_clv_fit_result,
+                              options jsonb, elapsed_ms float8) RETURNS rfm_clv_train_result
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = @extschema@, pg_catalog
+    AS $fn$
+DECLARE
+    next_version int;
+    result rfm_clv_train_result;
+BEGIN
+    -- One writer of a model's versions at a time, so the version numbers stay dense.
+    PERFORM pg_advisory_xact_lock(hashtext('pg_rfm.clv'), hashtext(rfm_clv_store.model));
+    SELECT coalesce(max(m.version), 0) + 1 INTO next_version FROM rfm_clv_models m WHERE m.model = rfm_clv_store.model;
+    UPDATE rfm_clv_models m SET active = false WHERE m.model = rfm_clv_store.model AND m.active;
+    INSERT INTO rfm_clv_models (model, version, unit, source, columns, n, r, alpha, a, b, loglik, iterations, gradient,
+                                n_repeat, p, q, v, loglik_spend, iterations_spend, gradient_spend, options, elapsed_ms, active)
+    VALUES (rfm_clv_store.model, next_version, unit, source, columns,
+            fit.n, fit.r, fit.alpha, fit.a, fit.b, fit.loglik, fit.iterations, fit.gradient,
+            fit.n_repeat, fit.p, fit.q, fit.v, fit.loglik_spend, fit.iterations_spend, fit.gradient_spend,
+            options, elapsed_ms, true);
+    result := (rfm_clv_store.model, next_version, fit.n, fit.r, fit.alpha, fit.a, fit.b, fit.loglik,
+               fit.n_repeat, fit.p, fit.q, fit.v, fit.loglik_spend,
+               fit.iterations + coalesce(fit.iterations_spend, 0), elapsed_ms);
+    RETURN result;
+END
+$fn$;
+COMMENT ON FUNCTION rfm_clv_store(text, text, text, jsonb, rfm_clv_fit_result, jsonb, float8) IS
+'Stores a fitted CLV model as the new active version of model (the next version number, under an advisory lock) and returns the row rfm_clv_train returns. rfm_clv_train and rfm_clv_model_import write versions through it.';
 
 CREATE FUNCTION rfm_clv_train(model text, source regclass,
                               frequency text DEFAULT 'frequency', recency text DEFAULT 'recency',
@@ -132,8 +160,6 @@ CREATE FUNCTION rfm_clv_train(model text, source regclass,
 DECLARE
     started timestamptz := clock_timestamp();
     fit rfm_clv_fit_result;
-    next_version int;
-    elapsed float8;
     result rfm_clv_train_result;
 BEGIN
     IF model IS NULL OR source IS NULL OR frequency IS NULL OR recency IS NULL OR t IS NULL
@@ -159,21 +185,13 @@ BEGIN
     -- One training of a model at a time; the version numbers stay dense.
     PERFORM pg_advisory_xact_lock(hashtext('pg_rfm.clv'), hashtext(rfm_clv_train.model));
     fit := rfm_clv_fit(source, frequency, recency, t, monetary, penalizer, max_iter);
-    SELECT coalesce(max(m.version), 0) + 1 INTO next_version FROM rfm_clv_models m WHERE m.model = rfm_clv_train.model;
-    UPDATE rfm_clv_models m SET active = false WHERE m.model = rfm_clv_train.model AND m.active;
-    elapsed := 1000 * extract(epoch FROM clock_timestamp() - started);
-    INSERT INTO rfm_clv_models (model, version, unit, source, columns, n, r, alpha, a, b, loglik, iterations, gradient,
-                                n_repeat, p, q, v, loglik_spend, iterations_spend, gradient_spend, options, elapsed_ms, active)
-    VALUES (rfm_clv_train.model, next_version, unit, source::text,
-            jsonb_build_object('frequency', frequency, 'recency', recency, 't', t, 'monetary', monetary),
-            fit.n, fit.r, fit.alpha, fit.a, fit.b, fit.loglik, fit.iterations, fit.gradient,
-            fit.n_repeat, fit.p, fit.q, fit.v, fit.loglik_spend, fit.iterations_spend, fit.gradient_spend,
-            jsonb_build_object('penalizer', penalizer, 'max_iter', max_iter), elapsed, true);
+    result := rfm_clv_store(rfm_clv_train.model, unit, source::text,
+                            jsonb_build_object('frequency', frequency, 'recency', recency, 't', t, 'monetary', monetary),
+                            fit, jsonb_build_object('penalizer', penalizer, 'max_iter', max_iter),
+                            1000 * extract(epoch FROM clock_timestamp() - started));
     RAISE NOTICE 'rfm_clv_train: model "%" version %: % customers (% skipped), r = %, alpha = %, a = %, b = %, log-likelihood %',
-        rfm_clv_train.model, next_version, fit.n, fit.skipped, round(fit.r::numeric, 4), round(fit.alpha::numeric, 4),
+        rfm_clv_train.model, result.version, fit.n, fit.skipped, round(fit.r::numeric, 4), round(fit.alpha::numeric, 4),
         round(fit.a::numeric, 4), round(fit.b::numeric, 4), round(fit.loglik::numeric, 2);
-    result := (rfm_clv_train.model, next_version, fit.n, fit.r, fit.alpha, fit.a, fit.b, fit.loglik,
-               fit.n_repeat, fit.p, fit.q, fit.v, fit.loglik_spend, fit.iterations + coalesce(fit.iterations_spend, 0), elapsed);
     RETURN result;
 END
 $fn$;
@@ -215,8 +233,6 @@ DECLARE
     bg jsonb := doc->'bgnbd';
     gg jsonb := doc->'gamma_gamma';
     key text;
-    next_version int;
-    result rfm_clv_train_result;
 BEGIN
     IF doc IS NULL OR jsonb_typeof(doc) <> 'object' OR doc->>'format' IS DISTINCT FROM 'pg_rfm.clv_model' THEN
         RAISE EXCEPTION 'rfm_clv_model_import: not a pg_rfm CLV model document (format must be "pg_rfm.clv_model")'
@@ -259,22 +275,12 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
     END LOOP;
-    PERFORM pg_advisory_xact_lock(hashtext('pg_rfm.clv'), hashtext(name));
-    SELECT coalesce(max(m.version), 0) + 1 INTO next_version FROM rfm_clv_models m WHERE m.model = name;
-    UPDATE rfm_clv_models m SET active = false WHERE m.model = name AND m.active;
-    INSERT INTO rfm_clv_models (model, version, unit, source, columns, n, r, alpha, a, b, loglik, iterations, gradient,
-                                n_repeat, p, q, v, loglik_spend, iterations_spend, gradient_spend, options, elapsed_ms, active)
-    VALUES (name, next_version, doc->>'unit', doc->>'source', coalesce(doc->'columns', '{}'),
-            (bg->>'n')::bigint, (bg->>'r')::float8, (bg->>'alpha')::float8, (bg->>'a')::float8, (bg->>'b')::float8,
-            (bg->>'loglik')::float8, (bg->>'iterations')::int, (bg->>'gradient')::float8,
-            (gg->>'n')::bigint, (gg->>'p')::float8, (gg->>'q')::float8, (gg->>'v')::float8,
-            (gg->>'loglik')::float8, (gg->>'iterations')::int, (gg->>'gradient')::float8,
-            coalesce(doc->'options', '{}'), (doc->>'elapsed_ms')::float8, true);
-    result := (name, next_version, (bg->>'n')::bigint, (bg->>'r')::float8, (bg->>'alpha')::float8, (bg->>'a')::float8,
-               (bg->>'b')::float8, (bg->>'loglik')::float8, (gg->>'n')::bigint, (gg->>'p')::float8, (gg->>'q')::float8,
-               (gg->>'v')::float8, (gg->>'loglik')::float8,
-               (bg->>'iterations')::int + coalesce((gg->>'iterations')::int, 0), (doc->>'elapsed_ms')::float8);
-    RETURN result;
+    RETURN rfm_clv_store(name, doc->>'unit', doc->>'source', coalesce(doc->'columns', '{}'),
+                         ROW((bg->>'n')::bigint, NULL, (bg->>'r')::float8, (bg->>'alpha')::float8, (bg->>'a')::float8,
+                             (bg->>'b')::float8, (bg->>'loglik')::float8, (bg->>'iterations')::int, (bg->>'gradient')::float8,
+                             (gg->>'n')::bigint, (gg->>'p')::float8, (gg->>'q')::float8, (gg->>'v')::float8,
+                             (gg->>'loglik')::float8, (gg->>'iterations')::int, (gg->>'gradient')::float8)::rfm_clv_fit_result,
+                         coalesce(doc->'options', '{}'), (doc->>'elapsed_ms')::float8);
 END
 $fn$;
 COMMENT ON FUNCTION rfm_clv_model_import(jsonb, text) IS
