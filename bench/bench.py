@@ -320,9 +320,12 @@ class Bench:
             fit = self.conn.execute("SELECT r, alpha, a, b, p, q, v FROM rfm_clv_train('clv_bench', 'clv_summary_bench')").fetchone()
             ours.append(time.perf_counter() - t0)
 
+        def fetch_inputs():
+            return pd.DataFrame(self.conn.execute("SELECT frequency, recency, t, monetary FROM clv_summary_bench").fetchall(),
+                                columns=["frequency", "recency", "T", "monetary"])
+
         def peer():
-            df = pd.DataFrame(self.conn.execute("SELECT frequency, recency, t, monetary FROM clv_summary_bench").fetchall(),
-                              columns=["frequency", "recency", "T", "monetary"])
+            df = fetch_inputs()
             bgf = BetaGeoFitter().fit(df["frequency"], df["recency"], df["T"])
             rep = df[df["frequency"] > 0]
             ggf = GammaGammaFitter().fit(rep["frequency"], rep["monetary"])
@@ -341,8 +344,7 @@ class Bench:
         ours = self.timed_sql(clv_sql, reps)
 
         def peer_clv():
-            df = pd.DataFrame(self.conn.execute("SELECT frequency, recency, t, monetary FROM clv_summary_bench").fetchall(),
-                              columns=["frequency", "recency", "T", "monetary"])
+            df = fetch_inputs()
             return ggf.customer_lifetime_value(bgf, df["frequency"], df["recency"], df["T"], df["monetary"],
                                                time=12, discount_rate=0.01, freq="D")
         peer_t, _ = self.timed_fn(peer_clv, peer_reps)

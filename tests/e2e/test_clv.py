@@ -19,6 +19,21 @@ from lifetimes.utils import summary_data_from_transaction_data  # noqa: E402
 DATA = os.path.join(os.path.dirname(lifetimes.__file__), "datasets")
 
 
+def load_cdnow_transactions(conn, table):
+    """The full CDNOW transactions (lifetimes' CDNOW_master.txt: 69,659 rows) as a DataFrame
+    (customer_id, date, cds, amount), and in `table` (customer_id, ts at UTC midnight, amount)."""
+    tx = pd.read_csv(os.path.join(DATA, "CDNOW_master.txt"), sep=r"\s+", header=0,
+                     names=["customer_id", "date", "cds", "amount"], dtype={"date": str})
+    tx["date"] = pd.to_datetime(tx["date"], format="%Y%m%d")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_rfm")
+    conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+    conn.execute(f"CREATE TABLE {table} (customer_id int, ts timestamptz, amount float8)")
+    with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+        for cid, d, amt in zip(tx["customer_id"], tx["date"], tx["amount"]):
+            copy.write_row((int(cid), d.strftime("%Y-%m-%d 00:00+00"), float(amt)))
+    return tx
+
+
 def rel(a, b):
     return abs(a - b) / max(abs(b), 1e-300)
 
@@ -116,25 +131,16 @@ def test_summary_equals_lifetimes(dsn, unit, multiplier):
     """rfm_clv_summary on the full CDNOW transactions (69,659 rows, 23,570 customers) equals
     summary_data_from_transaction_data with daily periods, up to the end of the paper's
     calibration period."""
-    tx = pd.read_csv(os.path.join(DATA, "CDNOW_master.txt"), sep=r"\s+", header=0,
-                     names=["customer_id", "date", "cds", "amount"], dtype={"date": str})
-    tx["date"] = pd.to_datetime(tx["date"], format="%Y%m%d")
     end = "1997-09-30"
-    want = summary_data_from_transaction_data(tx, "customer_id", "date", monetary_value_col="amount",
-                                              observation_period_end=end, freq="D", freq_multiplier=multiplier)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_rfm")
-        conn.execute("DROP TABLE IF EXISTS cdnow_tx")
-        conn.execute("CREATE TABLE cdnow_tx (customer_id int, ts timestamptz, amount float8)")
-        with conn.cursor().copy("COPY cdnow_tx FROM STDIN") as copy:
-            for cid, d, amt in zip(tx["customer_id"], tx["date"], tx["amount"]):
-                copy.write_row((int(cid), d.strftime("%Y-%m-%d 00:00+00"), float(amt)))
+        tx = load_cdnow_transactions(conn, "cdnow_tx")
         rows = conn.execute(
             "SELECT customer_id, (s).* FROM (SELECT customer_id, rfm_clv_summary(ts, amount, %s, %s) AS s"
             " FROM cdnow_tx WHERE ts <= %s GROUP BY customer_id) x ORDER BY customer_id",
             (f"{end} 00:00+00", unit, f"{end} 00:00+00")).fetchall()
     ours = pd.DataFrame(rows, columns=["customer_id", "frequency", "recency", "T", "monetary_value"]).set_index("customer_id")
-    want = want.sort_index()
+    want = summary_data_from_transaction_data(tx, "customer_id", "date", monetary_value_col="amount",
+                                              observation_period_end=end, freq="D", freq_multiplier=multiplier).sort_index()
     assert len(ours) == len(want) == 23570
     assert (ours.index == want.index).all()
     assert (ours["frequency"].values == want["frequency"].values).all()
@@ -146,16 +152,9 @@ def test_holdout_recipe(dsn):
     """The holdout recipe of docs/clv.md on the full CDNOW cohort (23,570 customers, purchases
     with a positive amount): fit on the 39 calibration weeks, predict the next 39, count what
     happened in plain SQL; the prediction equals lifetimes' on the same recipe."""
-    tx = pd.read_csv(os.path.join(DATA, "CDNOW_master.txt"), sep=r"\s+", header=0,
-                     names=["customer_id", "date", "cds", "amount"], dtype={"date": str})
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET client_min_messages = warning")
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_rfm")
-        conn.execute("DROP TABLE IF EXISTS purchases CASCADE")
-        conn.execute("CREATE TABLE purchases (customer_id int, ts timestamptz, amount float8)")
-        with conn.cursor().copy("COPY purchases FROM STDIN") as copy:
-            for cid, d, amt in zip(tx["customer_id"], tx["date"], tx["amount"]):
-                copy.write_row((int(cid), f"{d[:4]}-{d[4:6]}-{d[6:]} 00:00+00", float(amt)))
+        tx = load_cdnow_transactions(conn, "purchases")
         # --- the recipe, as docs/clv.md gives it ---
         conn.execute("""
             CREATE VIEW clv_calibration AS
@@ -188,7 +187,6 @@ def test_holdout_recipe(dsn):
         print("  repeats %s: %s customers, predicted %.3f, actual %.3f" % g)
     assert 23000 < n <= 23570 and actual == plain
     # The same recipe with lifetimes: its calibration summary, fit and prediction.
-    tx["date"] = pd.to_datetime(tx["date"], format="%Y%m%d")
     tx = tx[tx["amount"] > 0]
     cal = summary_data_from_transaction_data(tx[tx["date"] <= "1997-09-30"], "customer_id", "date",
                                              observation_period_end="1997-09-30", freq="D", freq_multiplier=7)
