@@ -100,6 +100,16 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// "25 iterations, 29 evaluations of the likelihood", with the iterations on the sample of the
+/// warm start when there was one.
+fn effort<P>(fit: &clv::Fit<P>) -> String {
+    let on_sample = match fit.sample_iterations {
+        0 => String::new(),
+        k => format!(" ({k} on a 1/{} sample of the customers first)", clv::WARM_STRIDE),
+    };
+    format!("{} iterations{on_sample}, {} evaluations of the likelihood", fit.iterations, fit.evaluations)
+}
+
 fn notice(msg: String) {
     pgrx::ereport!(pgrx::PgLogLevel::NOTICE, PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, msg);
 }
@@ -146,16 +156,15 @@ pg_v1! {
         let threads = super::gucs::threads();
         let fit = clv::fit_bgnbd(&bg, penalizer, max_iter, threads, &mut check).or_raise(what);
         let fitted = started.elapsed();
-        notice(format!(
-            "{what}: BG/NBD fitted in {:.0} ms ({} iterations, {} evaluations of the likelihood)",
-            ms(fitted - grouped), fit.iterations, fit.evaluations
-        ));
+        notice(format!("{what}: BG/NBD fitted in {:.0} ms ({})", ms(fitted - grouped), effort(&fit)));
         let spend = if monetary.is_some() {
             let gg = GgData::new(data.chunks_exact(d).map(|r| (r[0], r[3]))).or_raise(what);
             let s = clv::fit_gamma_gamma(&gg, penalizer, max_iter, threads, &mut check).or_raise(what);
             notice(format!(
-                "{what}: Gamma-Gamma fitted on {} repeat customers in {:.0} ms ({} iterations, {} evaluations)",
-                s.n, ms(started.elapsed() - fitted), s.iterations, s.evaluations
+                "{what}: Gamma-Gamma fitted on {} repeat customers in {:.0} ms ({})",
+                s.n,
+                ms(started.elapsed() - fitted),
+                effort(&s)
             ));
             Some(s)
         } else {

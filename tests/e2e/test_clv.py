@@ -126,6 +126,66 @@ def test_name_form_equals_value_form(dsn, cdnow):
     assert diff == 0
 
 
+def simulate_customers(n, seed):
+    """(frequency, recency, t, monetary) of n customers of a BG/NBD process (r 0.5, alpha 30,
+    a 0.8, b 3; spends Gamma-Gamma p 6, q 4, v 15) observed for 30 to 730 days (not whole
+    days, so nearly every customer is a pattern of its own)."""
+    rng = np.random.default_rng(seed)
+    lam, drop = rng.gamma(0.5, 1 / 30, n), rng.beta(0.8, 3.0, n)
+    nu, t = rng.gamma(4.0, 1 / 15, n), rng.uniform(30, 730, n)
+    x, tx, spent, now = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    alive = np.ones(n, dtype=bool)
+    while alive.any():
+        idx = np.flatnonzero(alive)
+        now[idx] += rng.exponential(1 / lam[idx])
+        bought = idx[now[idx] < t[idx]]
+        alive[idx[now[idx] >= t[idx]]] = False
+        x[bought] += 1
+        tx[bought] = now[bought]
+        spent[bought] += rng.gamma(6.0, 1 / nu[bought])
+        alive[bought[rng.random(len(bought)) < drop[bought]]] = False
+    monetary = np.where(x > 0, spent / np.maximum(x, 1), 0.0)
+    return pd.DataFrame({"frequency": x, "recency": tx, "T": t, "monetary": monetary})
+
+
+def test_large_fit_equals_lifetimes(dsn):
+    """80,000 simulated customers, enough distinct patterns and repeat customers for both fits
+    to start on a 1/16 sample (rfm_clv_train says so in a NOTICE): the parameters still equal
+    lifetimes' (which fits all customers from the start) to 1e-4, the log-likelihoods too."""
+    df = simulate_customers(80_000, 3)
+    notices = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_rfm")
+        conn.execute("DROP TABLE IF EXISTS clv_simulated")
+        conn.execute("CREATE TABLE clv_simulated (frequency float8, recency float8, t float8, monetary float8)")
+        with conn.cursor().copy("COPY clv_simulated FROM STDIN") as copy:
+            for row in df.itertuples(index=False):
+                copy.write_row(tuple(float(v) for v in row))
+        conn.execute("SELECT rfm_clv_drop_model('simulated')")
+        fit = conn.execute("SELECT r, alpha, a, b, loglik, p, q, v, loglik_spend FROM rfm_clv_train('simulated', 'clv_simulated')").fetchone()
+    warm = [m for m in notices if "on a 1/16 sample" in m]
+    assert len(warm) == 2 and "BG/NBD" in warm[0] and "Gamma-Gamma" in warm[1], notices
+    r, alpha, a, b, loglik, p, q, v, loglik_spend = fit
+    bgf = BetaGeoFitter().fit(df["frequency"], df["recency"], df["T"])
+    repeat = df[df["frequency"] > 0]
+    assert len(repeat) > 50_000
+    ggf = GammaGammaFitter().fit(repeat["frequency"], repeat["monetary"])
+    ours = {"r": r, "alpha": alpha, "a": a, "b": b, "p": p, "q": q, "v": v}
+    for k, want in {**bgf.params_.to_dict(), **ggf.params_.to_dict()}.items():
+        assert rel(ours[k], want) < 1e-4, (k, ours[k], want)
+    ll_bg = -BetaGeoFitter._negative_log_likelihood(
+        np.log(bgf.params_[["r", "alpha", "a", "b"]].values), df["frequency"].values, df["recency"].values,
+        df["T"].values, np.ones(len(df)), 0.0) * len(df)
+    ll_gg = -GammaGammaFitter._negative_log_likelihood(
+        np.log(ggf.params_[["p", "q", "v"]].values), repeat["frequency"].values, repeat["monetary"].values,
+        np.ones(len(repeat)), 0.0) * len(repeat)
+    assert rel(loglik, ll_bg) < 1e-6 and rel(loglik_spend, ll_gg) < 1e-6, (loglik, ll_bg, loglik_spend, ll_gg)
+    # The generating parameters, recovered.
+    for k, true in {"r": 0.5, "alpha": 30.0, "a": 0.8, "b": 3.0, "p": 6.0, "q": 4.0, "v": 15.0}.items():
+        assert rel(ours[k], true) < 0.15, (k, ours[k], true)
+
+
 @pytest.mark.parametrize("unit,multiplier", [("day", 1), ("week", 7)])
 def test_summary_equals_lifetimes(dsn, unit, multiplier):
     """rfm_clv_summary on the full CDNOW transactions (69,659 rows, 23,570 customers) equals
