@@ -4,9 +4,20 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The system PostgreSQL 15 (Debian's packages) is the default; use_pg switches to another.
+PG_MAJOR=15
 PG_CONFIG=${PG_CONFIG:-$(head -n1 "$ROOT/pgrx-config/pg_config")}
 PGBIN=$("$PG_CONFIG" --bindir 2>/dev/null || dirname "$PG_CONFIG")
 PGXS_DIR=$(dirname "$("$PG_CONFIG" --pgxs 2>/dev/null || echo /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk)")/..
+# PostgreSQL versions the tests run on: the whole suite on the first, the version matrix
+# (pg_regress, isolation, upgrade and dump tests) on the others, built from Debian's source
+# packages into PG_CACHE once (see ensure_pg).
+PG_VERSIONS=(15 17 18)
+if [ "$(id -u)" = 0 ]; then
+    PG_CACHE=${RFM_PG_CACHE:-/var/cache/pg_rfm}
+else
+    PG_CACHE=${RFM_PG_CACHE:-$HOME/.cache/pg_rfm}
+fi
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -40,22 +51,181 @@ ensure_deps() {
         log "installing cargo-pgrx 0.18.1 (about 6 minutes, once)"
         cargo install cargo-pgrx --version 0.18.1 --locked
     fi
-    if ! grep -qs "^pg15 = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-        log "pointing pgrx at $PG_CONFIG"
-        cargo pgrx init --pg15="$PG_CONFIG" >/dev/null
-    fi
+    pgrx_init 15 "$PG_CONFIG"
 }
 
-# Builds and installs the extension into the system PostgreSQL: a release build, or a
-# debug build (quicker to build, slower to run) with RFM_BUILD=debug.
+# Makes pgrx know PostgreSQL $1 at pg_config $2 (pgrx builds only for the versions in its
+# config.toml); `cargo pgrx init` rewrites the file, so it gets every version known.
+pgrx_init() {
+    local config="${PGRX_HOME:-$HOME/.pgrx}/config.toml" args=() v path
+    grep -qs "^pg$1 = \"$2\"" "$config" && return 0
+    for v in "${PG_VERSIONS[@]}"; do
+        if [ "$v" = "$1" ]; then
+            path=$2
+        else
+            path=$(sed -nE "s/^pg$v = \"(.*)\"$/\1/p" "$config" 2>/dev/null)
+        fi
+        [ -n "$path" ] && [ -x "$path" ] && args+=("--pg$v=$path")
+    done
+    log "pointing pgrx at ${args[*]}"
+    cargo pgrx init "${args[@]}" >/dev/null
+}
+
+# PostgreSQL 17 or 18, built from the upstream source in Debian's source package (trixie
+# has postgresql-17, sid postgresql-18; no current suite has 16) into $PG_CACHE/pgNN, once:
+# later runs reuse it. A private sources list and lists directory leave the system's apt
+# configuration as it is. About 3 minutes on 2 cores.
+ensure_pg() {
+    local v=$1 suite prefix="$PG_CACHE/pg$1"
+    [ "$v" = 15 ] && return 0
+    if [ -x "$prefix/bin/pg_config" ] \
+        && [ -x "$(dirname "$("$prefix/bin/pg_config" --pgxs)")/../test/isolation/pg_isolation_regress" ]; then
+        return 0
+    fi
+    case "$v" in
+        17) suite=trixie ;;
+        18) suite=sid ;;
+        *) echo "PostgreSQL $v: not supported here (15 from Debian's packages; 17 and 18 from source)" >&2; exit 1 ;;
+    esac
+    ensure_debs " to build PostgreSQL $v" build-essential bison flex libreadline-dev zlib1g-dev libicu-dev pkg-config
+    local work="$PG_CACHE/build-$v"
+    as_root rm -rf "$work"
+    as_root mkdir -p "$work/lists/partial"
+    echo "deb-src http://deb.debian.org/debian $suite main" | as_root tee "$work/sources.list" >/dev/null
+    local apt=(apt-get -q -o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
+               -o "Dir::State::Lists=$work/lists")
+    log "PostgreSQL $v: fetching Debian's source package postgresql-$v ($suite)"
+    as_root "${apt[@]}" update -qq
+    (cd "$work" && as_root "${apt[@]}" source --download-only "postgresql-$v" 2>&1 | grep -vE '^(Reading|Need|Get|Fetched|Download|W: Download)' >&2 || true)
+    local orig
+    orig=$(ls "$work"/postgresql-"$v"_*.orig.tar.* 2>/dev/null | head -n1 || true)
+    if [ -z "$orig" ]; then
+        # The mirror may lag the suite's index (seen: trixie listing 17.12 while the pool had
+        # 17.9 to 17.11): take the newest earlier minor release the pool has, with the same
+        # Debian revision, and check its tarball against the checksum in its .dsc.
+        local index minor rev base dsc sum
+        index=$("${apt[@]/apt-get/apt-cache}" showsrc "postgresql-$v" 2>/dev/null | sed -nE 's/^Version: (.*)$/\1/p' | head -n1)
+        minor=$(echo "$index" | sed -nE "s/^$v\.([0-9]+)-.*/\1/p")
+        rev=${index#*-}
+        base="http://deb.debian.org/debian/pool/main/p/postgresql-$v"
+        while [ -n "$minor" ] && [ "$minor" -gt 0 ]; do
+            minor=$((minor - 1))
+            dsc=$(curl -fsS -m 60 "$base/postgresql-${v}_$v.$minor-${rev//+/%2b}.dsc" 2>/dev/null) || continue
+            sum=$(echo "$dsc" | sed -nE "s/^ ([0-9a-f]{64}) [0-9]+ (postgresql-${v}_$v\.$minor\.orig\.tar\.[a-z0-9]+)$/\1 \2/p" | head -n1)
+            [ -n "$sum" ] || continue
+            log "PostgreSQL $v: $index is not on the mirror; using $v.$minor-$rev (checked against its .dsc)"
+            as_root curl -fsS -m 600 -o "$work/${sum#* }" "$base/${sum#* }"
+            (cd "$work" && echo "${sum% *}  ${sum#* }" | sha256sum --check --quiet --strict) \
+                || { echo "PostgreSQL $v: checksum mismatch for ${sum#* }" >&2; exit 1; }
+            orig="$work/${sum#* }"
+            break
+        done
+    fi
+    [ -n "$orig" ] || { echo "PostgreSQL $v: the source package could not be downloaded" >&2; exit 1; }
+    as_root tar -xf "$orig" -C "$work"
+    log "PostgreSQL $v: building $(basename "$orig" | sed -E 's/_(.*)\.orig.*/ \1/') into $prefix (about 3 minutes)"
+    as_root bash -c "cd '$work'/postgresql-$v.*/ && ./configure --prefix='$prefix' >'$work/configure.log' 2>&1 \
+        && make -s -j$(nproc) >'$work/make.log' 2>&1 && make -s install >>'$work/make.log' 2>&1 \
+        && make -s -C src/test/isolation install >>'$work/make.log' 2>&1" \
+        || { tail -n 30 "$work"/*.log >&2; echo "PostgreSQL $v: build failed (logs in $work)" >&2; exit 1; }
+    as_root rm -rf "$work"
+}
+
+# Points PG_MAJOR, PG_CONFIG, PGBIN and PGXS_DIR at PostgreSQL $1 (15: the system's; 17, 18:
+# built by ensure_pg).
+use_pg() {
+    PG_MAJOR=$1
+    if [ "$1" = 15 ]; then
+        PG_CONFIG=$(head -n1 "$ROOT/pgrx-config/pg_config")
+    else
+        ensure_pg "$1"
+        PG_CONFIG="$PG_CACHE/pg$1/bin/pg_config"
+        pgrx_init "$1" "$PG_CONFIG"
+    fi
+    PGBIN=$("$PG_CONFIG" --bindir)
+    PGXS_DIR=$(dirname "$("$PG_CONFIG" --pgxs)")/..
+}
+
+# Builds and installs the extension into the PostgreSQL of PG_CONFIG (the system's 15
+# unless use_pg chose another): a release build, or a debug build (quicker to build, slower
+# to run) with RFM_BUILD=debug.
 install_extension() {
     local profile=(--release)
     [ "${RFM_BUILD:-release}" = debug ] && profile=()
-    log "building and installing pg_rfm (${RFM_BUILD:-release})"
-    (cd "$ROOT" && as_root env "PATH=$PATH" "HOME=$HOME" cargo pgrx install "${profile[@]}" --pg-config "$PG_CONFIG" 2>&1 \
+    local features=()
+    [ "$PG_MAJOR" != 15 ] && features=(--no-default-features --features "pg$PG_MAJOR")
+    log "building and installing pg_rfm (${RFM_BUILD:-release}) for PostgreSQL $PG_MAJOR"
+    (cd "$ROOT" && as_root env "PATH=$PATH" "HOME=$HOME" cargo pgrx install "${profile[@]}" "${features[@]}" --pg-config "$PG_CONFIG" 2>&1 \
         | grep -vE '^\s+(Compiling|Checking)' >&2)
-    # Earlier versions' install scripts and the upgrade scripts (pgrx writes only the current one).
-    as_root cp "$ROOT"/sql/versions/*.sql "$("$PG_CONFIG" --sharedir)/extension/"
+    # pgrx writes the current version's install script and copies the upgrade scripts
+    # (sql/pg_rfm--A--B.sql); earlier versions' install scripts are copied here. A released
+    # version's install script is frozen in sql/: the code must still generate exactly it.
+    local ext
+    ext="$("$PG_CONFIG" --sharedir)/extension"
+    check_frozen_install_script "$ext" || exit 1
+    as_root cp "$ROOT"/sql/pg_rfm--*.sql "$ext/"
+}
+
+# When the version being built is released, the install script pgrx generated into $1 must
+# be its frozen copy in sql/.
+check_frozen_install_script() {
+    local current
+    current=$(extension_version)
+    if [ -f "$ROOT/sql/pg_rfm--$current.sql" ] && ! cmp -s "$ROOT/sql/pg_rfm--$current.sql" "$1/pg_rfm--$current.sql"; then
+        diff "$ROOT/sql/pg_rfm--$current.sql" "$1/pg_rfm--$current.sql" | head -n 20 >&2
+        echo "The install script the code generates for $current differs from the released sql/pg_rfm--$current.sql:" \
+             "released scripts never change; give the change a new version (Cargo.toml) and an upgrade script." >&2
+        return 1
+    fi
+}
+
+# The extension version being built (Cargo.toml's package version).
+extension_version() {
+    sed -nE '0,/^version = "([^"]+)"/s//\1/p' "$ROOT/Cargo.toml"
+}
+
+# Released install and upgrade scripts never change: sql/released.sha256 lists them with
+# their checksums. Fails when one changed or is missing, or when a script of a released
+# version (an install script, or an upgrade script into it) is not in the list.
+check_released_scripts() {
+    local sql=${1:-$ROOT/sql} f v released
+    local list="$sql/released.sha256"
+    (cd "$sql" && sha256sum --check --quiet --strict released.sha256) || {
+        echo "sql/released.sha256: a released script changed or is missing (released scripts are never edited;" \
+             "put the change into a new version with an upgrade script)" >&2
+        return 1
+    }
+    # Released versions: those the listed scripts install or upgrade to.
+    released=$(sed -nE 's/^[0-9a-f]{64}  pg_rfm--(.*--)?([0-9.]+)\.sql$/\2/p' "$list" | sort -u)
+    for f in "$sql"/pg_rfm--*.sql; do
+        f=$(basename "$f")
+        v=$(echo "$f" | sed -E 's/^pg_rfm--(.*--)?([0-9.]+)\.sql$/\2/')
+        if echo "$released" | grep -qx "$v" && ! grep -q "  $f\$" "$list"; then
+            echo "sql/released.sha256: $f belongs to released version $v but is not listed" >&2
+            return 1
+        fi
+    done
+}
+
+# The guard itself: on a copy of sql/, an edited released script and an unlisted one must
+# both be caught.
+check_released_scripts_catches() {
+    local copy first last
+    copy=$(mktemp -d)
+    cp "$ROOT"/sql/pg_rfm--*.sql "$ROOT/sql/released.sha256" "$copy/"
+    check_released_scripts "$copy" || { rm -rf "$copy"; return 1; }
+    first=$(head -n1 "$copy/released.sha256" | cut -d' ' -f3)
+    echo "-- edited" >>"$copy/$first"
+    if check_released_scripts "$copy" >/dev/null 2>&1; then
+        echo "check_released_scripts did not catch an edit of $first" >&2; rm -rf "$copy"; return 1
+    fi
+    cp "$ROOT/sql/$first" "$copy/$first"
+    last=$(tail -n1 "$copy/released.sha256" | cut -d' ' -f3)
+    sed -i '$d' "$copy/released.sha256"
+    if check_released_scripts "$copy" >/dev/null 2>&1; then
+        echo "check_released_scripts did not catch the unlisted $last" >&2; rm -rf "$copy"; return 1
+    fi
+    rm -rf "$copy"
 }
 
 build_generator() {
@@ -87,14 +257,19 @@ start_cluster() {
     chmod 755 "$CLUSTER_DIR"
     [ "$(id -u)" = 0 ] && chown postgres: "$CLUSTER_DIR"
     as_pg "$PGBIN/initdb" -D "$CLUSTER_DIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >/dev/null
-    cat "$ROOT/pgrx-config/postgresql.conf" >>"$CLUSTER_DIR/data/postgresql.conf"
+    if [ -f "$("$PG_CONFIG" --pkglibdir)/pg_cron.so" ]; then
+        cat "$ROOT/pgrx-config/postgresql.conf" >>"$CLUSTER_DIR/data/postgresql.conf"
+    else
+        # pg_cron comes from Debian's package for 15 only; the other versions run without it.
+        grep -vE '^(shared_preload_libraries|cron\.)' "$ROOT/pgrx-config/postgresql.conf" >>"$CLUSTER_DIR/data/postgresql.conf"
+    fi
     PGPORT=$(free_port)
     # RUST_BACKTRACE in the server's environment would add Rust backtraces to the DETAIL of
     # errors raised through pgrx (cancellation, for one); production servers do not set it.
     as_pg env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w -s \
         -o "-p $PGPORT -k $CLUSTER_DIR -c listen_addresses=127.0.0.1" start
     export PGHOST=$CLUSTER_DIR PGPORT PGUSER=postgres
-    log "PostgreSQL 15 running: $CLUSTER_DIR (port $PGPORT)"
+    log "PostgreSQL $PG_MAJOR running: $CLUSTER_DIR (port $PGPORT)"
 }
 
 stop_cluster() {
