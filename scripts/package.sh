@@ -30,6 +30,7 @@ case "$PG_MAJOR" in
 esac
 [ "$(uname -m)" = x86_64 ] || { echo "scripts/package.sh: packages are built for amd64 (x86_64) only" >&2; exit 2; }
 
+ensure_debs " to build packages" binutils
 version=$(extension_version)
 outdir="$ROOT/target/packages"
 stage=$(mktemp -d)
