@@ -16,4 +16,5 @@ pub extern "C-unwind" fn _PG_init() {
 ::pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", requires = ["types_and_rules"]);
 ::pgrx::extension_sql_file!("../sql/models.sql", name = "models", requires = ["functions"]);
 ::pgrx::extension_sql_file!("../sql/clv.sql", name = "clv", requires = ["models"]);
+::pgrx::extension_sql_file!("../sql/state.sql", name = "state", requires = ["clv"]);
 ::pgrx::extension_sql_file!("../sql/publish.sql", name = "publish", finalize);

@@ -35,6 +35,18 @@ impl Writer {
         self.u64(v.len() as u64);
         self.buf.extend_from_slice(v);
     }
+    /// An unsigned LEB128 number (7 bits per byte, low first).
+    pub fn leb128(&mut self, mut v: u64) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.buf.push(byte);
+                return;
+            }
+            self.buf.push(byte | 0x80);
+        }
+    }
 }
 
 pub struct Reader<'a> {
@@ -45,7 +57,7 @@ impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf }
     }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CoreError> {
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], CoreError> {
         if self.buf.len() < n {
             return Err(corrupt_state("truncated"));
         }
@@ -95,6 +107,24 @@ impl<'a> Reader<'a> {
     pub fn bytes(&mut self) -> Result<&'a [u8], CoreError> {
         let n = self.len(1)?;
         self.take(n)
+    }
+    pub fn leb128(&mut self) -> Result<u64, CoreError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            let bits = (byte & 0x7f) as u64;
+            if shift == 63 && bits > 1 {
+                return Err(corrupt_state("number too large"));
+            }
+            v |= bits << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(corrupt_state("number too long"))
+    }
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
     }
     pub fn finish(self) -> Result<(), CoreError> {
         if self.buf.is_empty() {

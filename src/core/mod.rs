@@ -22,6 +22,7 @@ pub mod rng;
 pub mod scale;
 pub mod score;
 pub mod serde_f64;
+pub mod state;
 pub mod value;
 
 pub use error::CoreError;

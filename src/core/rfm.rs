@@ -39,6 +39,19 @@ impl Sum {
     pub fn value(&self) -> f64 {
         self.sum + self.comp
     }
+    /// The sum as an unevaluated pair (rounded value, exact remainder), as stored in an
+    /// `rfm_state`: normalized, so that sums of the same exact value store the same bits
+    /// whatever the order their terms were added in.
+    pub fn parts(&self) -> (f64, f64) {
+        // TwoSum (Knuth): s + e == sum + comp exactly, s the rounded sum.
+        let s = self.sum + self.comp;
+        let bb = s - self.sum;
+        let e = (self.sum - (s - bb)) + (self.comp - bb);
+        (s, e)
+    }
+    pub fn from_parts(sum: f64, comp: f64) -> Sum {
+        Sum { sum, comp }
+    }
 }
 
 /// The RFM state of one customer where each row is one order: a few numbers, no heap
@@ -72,9 +85,15 @@ fn pack(id: &[u8]) -> Option<u128> {
     Some(u128::from_le_bytes(b))
 }
 
+/// The bytes of an id packed by `pack`.
+fn unpack(p: u128) -> Box<[u8]> {
+    let b = p.to_le_bytes();
+    b[..b[15] as usize].into()
+}
+
 impl OrderSet {
     #[inline]
-    fn insert(&mut self, id: &[u8]) {
+    pub(super) fn insert(&mut self, id: &[u8]) {
         match pack(id) {
             Some(p) => {
                 self.short.insert(p);
@@ -92,12 +111,18 @@ impl OrderSet {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    fn merge(&mut self, other: &mut OrderSet) {
+    pub(super) fn merge(&mut self, other: &mut OrderSet) {
         if self.short.len() < other.short.len() {
             std::mem::swap(&mut self.short, &mut other.short);
         }
         self.short.extend(other.short.drain());
         self.long.extend(other.long.drain());
+    }
+    /// Every id, in increasing byte order.
+    pub(super) fn sorted_ids(&self) -> Vec<Box<[u8]>> {
+        let mut ids: Vec<Box<[u8]>> = self.short.iter().map(|p| unpack(*p)).chain(self.long.iter().cloned()).collect();
+        ids.sort_unstable();
+        ids
     }
 }
 
@@ -128,11 +153,35 @@ pub struct RfmSummary {
 const TS_NOBEGIN: i64 = i64::MIN;
 const TS_NOEND: i64 = i64::MAX;
 
-fn check_ts(what: &str, ts: i64) -> Result<(), CoreError> {
+pub(super) fn check_ts(what: &str, ts: i64) -> Result<(), CoreError> {
     if ts == TS_NOBEGIN || ts == TS_NOEND {
         Err(invalid(format!("{what} must be a finite timestamp, got infinity")))
     } else {
         Ok(())
+    }
+}
+
+pub(super) fn check_amount(amount: f64) -> Result<(), CoreError> {
+    if amount.is_finite() {
+        Ok(())
+    } else {
+        Err(invalid(format!("amount must be a finite number, got {}", show(amount))))
+    }
+}
+
+/// The summary of a group with `frequency` orders: `bought` when it has purchases (first and
+/// last are theirs), monetary the net sum.
+pub(super) fn summary(as_of: i64, bought: bool, first: i64, last: i64, monetary: f64, frequency: u64) -> RfmSummary {
+    let frequency = frequency as i64;
+    let days = |ts: i64| (as_of - ts) as f64 / USECS_PER_DAY;
+    RfmSummary {
+        recency: bought.then(|| days(last)),
+        frequency,
+        monetary,
+        first_purchase: bought.then_some(first),
+        last_purchase: bought.then_some(last),
+        tenure: bought.then(|| days(first)),
+        avg_order_value: (frequency > 0).then(|| monetary / frequency as f64),
     }
 }
 
@@ -165,9 +214,7 @@ impl RfmCore {
     #[inline]
     pub fn update(&mut self, ts: i64, amount: f64, as_of: i64) -> Result<bool, CoreError> {
         self.set_as_of(as_of)?;
-        if !amount.is_finite() {
-            return Err(invalid(format!("amount must be a finite number, got {}", show(amount))));
-        }
+        check_amount(amount)?;
         check_ts("order_ts", ts)?;
         if ts > as_of {
             return Err(
@@ -203,19 +250,7 @@ impl RfmCore {
             return None;
         }
         let as_of = self.as_of?;
-        let frequency = frequency as i64;
-        let monetary = self.monetary.value();
-        let bought = self.purchases > 0;
-        let days = |ts: i64| (as_of - ts) as f64 / USECS_PER_DAY;
-        Some(RfmSummary {
-            recency: bought.then(|| days(self.last)),
-            frequency,
-            monetary,
-            first_purchase: bought.then_some(self.first),
-            last_purchase: bought.then_some(self.last),
-            tenure: bought.then(|| days(self.first)),
-            avg_order_value: (frequency > 0).then(|| monetary / frequency as f64),
-        })
+        Some(summary(as_of, self.purchases > 0, self.first, self.last, self.monetary.value(), frequency))
     }
 
     pub fn finalize(&self) -> Option<RfmSummary> {

@@ -80,7 +80,14 @@ pub(super) fn deserial<T: Partial + 'static>(call: &mut Call<'_>) -> Datum {
 fn rfm_final_with<T: 'static>(call: &mut Call<'_>, summary: impl Fn(&T) -> Option<RfmSummary>) -> Datum {
     let args = call.args();
     // SAFETY: see above.
-    let Some(summary) = (unsafe { args.state::<T>(0) }).and_then(|s| summary(s)) else {
+    let summary = (unsafe { args.state::<T>(0) }).and_then(|s| summary(s));
+    summary_datum(call, summary)
+}
+
+/// An `rfm_summary` row (NULL for None), as `rfm` and `rfm_summary(state, as_of)` return it.
+pub(super) fn summary_datum(call: &mut Call<'_>, summary: Option<RfmSummary>) -> Datum {
+    let args = call.args();
+    let Some(summary) = summary else {
         return args.return_null();
     };
     if !summary.monetary.is_finite() {

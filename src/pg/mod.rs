@@ -16,6 +16,7 @@ pub mod rules;
 pub mod scalars;
 pub mod source;
 pub mod spi;
+pub mod state;
 pub mod store;
 pub mod train;
 pub mod value;

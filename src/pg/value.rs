@@ -40,7 +40,7 @@ fn from_text(text: &str) -> Vec<u8> {
 }
 
 /// A palloc'd C string for an output function.
-fn cstring_datum(s: &str) -> Datum {
+pub(super) fn cstring_datum(s: &str) -> Datum {
     let s = std::ffi::CString::new(s.replace('\0', "")).unwrap_or_default();
     // SAFETY: pstrdup copies the NUL-terminated string into the current memory context.
     Datum::from(unsafe { pg_sys::pstrdup(s.as_ptr()) })

@@ -1,6 +1,6 @@
 """pg_dump, then restore into a new database: every model version is kept and assigns the
 same customers to the same segments, edits to the segment rules (a changed, a deleted and
-an added rule) are kept too, and so are the CLV model versions."""
+an added rule) are kept too, and so are the CLV model versions and stored rfm_state values."""
 
 import os
 import subprocess
@@ -40,6 +40,12 @@ def test_dump_and_restore_keep_models(dsn, shop, tmp_path):
         conn.execute("SELECT rfm_clv_train('value', 'clv_in', unit => 'week')")
         conn.execute("SELECT rfm_clv_train('value', 'clv_in', unit => 'week', penalizer => 0.001)")
         conn.execute("SELECT rfm_clv_activate('value', 1)")
+        # Stored RFM states (a user table of rfm_state values) are dumped in their text form.
+        conn.execute("CREATE TABLE states AS SELECT id % 50 AS customer_id,"
+                     " rfm_state(timestamptz '2024-01-01 00:00+00' - id * interval '1 hour', monetary - 2500, 'o' || id % 97) AS s"
+                     " FROM customers GROUP BY 1")
+        states = conn.execute("SELECT customer_id, rfm_state_send(s), rfm_summary(s, '2024-02-01 00:00+00')::text"
+                              " FROM states ORDER BY 1").fetchall()
         clv = conn.execute("SELECT id, rfm_clv_value('value', frequency, recency, t, monetary) FROM clv_in ORDER BY id").fetchall()
         clv_versions = conn.execute("SELECT model, version, active, r, alpha, a, b, p, q, v FROM rfm_clv_models ORDER BY 1, 2").fetchall()
         conn.execute("UPDATE rfm_segment_rules SET segment = 'VIP', action = 'Call them' WHERE priority = 10")
@@ -71,6 +77,8 @@ def test_dump_and_restore_keep_models(dsn, shop, tmp_path):
         assert conn.execute("SELECT model, version, active, r, alpha, a, b, p, q, v FROM rfm_clv_models ORDER BY 1, 2").fetchall() == clv_versions
         assert conn.execute("SELECT id, rfm_clv_value('value', frequency, recency, t, monetary) FROM clv_in ORDER BY id").fetchall() == clv
         assert conn.execute("SELECT * FROM rfm_segment_rules ORDER BY priority").fetchall() == rules
+        assert conn.execute("SELECT customer_id, rfm_state_send(s), rfm_summary(s, '2024-02-01 00:00+00')::text"
+                            " FROM states ORDER BY 1").fetchall() == states
         assert conn.execute("WITH b AS (SELECT rfm_breaks(recency, frequency, monetary) AS b FROM customers)"
                             " SELECT id, (rfm_score(recency, frequency, monetary, b.b)).segment"
                             " FROM customers, b ORDER BY id").fetchall() == scores

@@ -1,0 +1,147 @@
+-- Incremental RFM: rfm_state folded in any grouping and order equals one pass of rfm.
+-- The rows: every line of the generated data with a customer (purchases, and cancellations
+-- as returns with negative amounts), with a tenth of the orders split across two days (some
+-- of their lines moved one day later), so that orders span days and batches.
+CREATE TABLE state_lines AS
+SELECT customer_id, invoice, stock_code,
+       invoice_date + CASE WHEN abs(hashtext(invoice)) % 10 = 0 AND abs(hashtext(stock_code)) % 2 = 0
+                           THEN interval '1 day' ELSE interval '0' END AS ts,
+       quantity * price AS amount
+FROM retail_lines WHERE customer_id IS NOT NULL;
+
+SELECT count(*) > 100000 AS many_lines,
+       count(*) FILTER (WHERE amount < 0) > 100 AS has_returns,
+       (SELECT count(*) FROM (SELECT invoice FROM state_lines GROUP BY invoice
+                              HAVING count(DISTINCT ts::date) > 1) x) > 100 AS orders_span_days
+FROM state_lines;
+
+-- One pass of rfm over all rows (as_of after the last row, moved lines included).
+CREATE TABLE state_one_pass AS
+SELECT customer_id, (rfm(ts, amount, invoice, '2011-12-12 00:00+00')).*,
+       (rfm(ts, amount, '2011-12-12 00:00+00')).frequency AS row_frequency
+FROM state_lines GROUP BY customer_id;
+
+-- The nightly pattern: states per customer and day, upserted day after day in date order
+-- (ON CONFLICT folds), both forms.
+CREATE TABLE state_nightly (customer_id int PRIMARY KEY, s rfm_state NOT NULL, r rfm_state NOT NULL);
+DO $$
+DECLARE
+    d date;
+BEGIN
+    FOR d IN SELECT DISTINCT ts::date FROM state_lines ORDER BY 1 LOOP
+        INSERT INTO state_nightly
+        SELECT customer_id, rfm_state(ts, amount, invoice), rfm_state(ts, amount)
+        FROM state_lines WHERE ts::date = d GROUP BY customer_id
+        ON CONFLICT (customer_id) DO UPDATE
+            SET s = rfm_merge(state_nightly.s, excluded.s), r = rfm_merge(state_nightly.r, excluded.r);
+    END LOOP;
+END $$;
+
+-- Other groupings: per customer and month folded with the rfm_merge aggregate, and per
+-- customer and an arbitrary third of the lines, folded newest first.
+CREATE TABLE state_monthly AS
+SELECT customer_id, rfm_merge(s ORDER BY m DESC) AS s
+FROM (SELECT customer_id, date_trunc('month', ts) AS m, rfm_state(ts, amount, invoice) AS s
+      FROM state_lines GROUP BY 1, 2) x
+GROUP BY customer_id;
+CREATE TABLE state_thirds AS
+SELECT customer_id, rfm_merge(s ORDER BY part DESC) AS s
+FROM (SELECT customer_id, abs(hashtext(invoice || stock_code)) % 3 AS part, rfm_state(ts, amount, invoice) AS s
+      FROM state_lines GROUP BY 1, 2) x
+GROUP BY customer_id;
+
+-- Every field of every customer equals the one pass: exactly, monetary included.
+SELECT 'nightly' AS folded, count(*) AS customers,
+       count(*) FILTER (WHERE rfm_summary(n.s, '2011-12-12 00:00+00') IS DISTINCT FROM
+                              ROW(o.recency, o.frequency, o.monetary, o.first_purchase, o.last_purchase,
+                                  o.tenure, o.avg_order_value)::rfm_summary) AS differ,
+       count(*) FILTER (WHERE (rfm_summary(n.r, '2011-12-12 00:00+00')).frequency <> o.row_frequency) AS rows_form_differ
+FROM state_nightly n FULL JOIN state_one_pass o USING (customer_id)
+UNION ALL
+SELECT 'monthly', count(*),
+       count(*) FILTER (WHERE rfm_summary(m.s, '2011-12-12 00:00+00') IS DISTINCT FROM
+                              ROW(o.recency, o.frequency, o.monetary, o.first_purchase, o.last_purchase,
+                                  o.tenure, o.avg_order_value)::rfm_summary), 0
+FROM state_monthly m FULL JOIN state_one_pass o USING (customer_id)
+UNION ALL
+SELECT 'thirds', count(*),
+       count(*) FILTER (WHERE rfm_summary(t.s, '2011-12-12 00:00+00') IS DISTINCT FROM
+                              ROW(o.recency, o.frequency, o.monetary, o.first_purchase, o.last_purchase,
+                                  o.tenure, o.avg_order_value)::rfm_summary), 0
+FROM state_thirds t FULL JOIN state_one_pass o USING (customer_id);
+
+-- The stored form is canonical: the three foldings store the same bytes.
+SELECT count(*) FILTER (WHERE rfm_state_send(n.s) <> rfm_state_send(m.s)) AS nightly_vs_monthly,
+       count(*) FILTER (WHERE rfm_state_send(m.s) <> rfm_state_send(t.s)) AS monthly_vs_thirds
+FROM state_nightly n JOIN state_monthly m USING (customer_id) JOIN state_thirds t USING (customer_id);
+
+-- Compact: bytes per customer (order-line form with the distinct invoice ids; row form).
+SELECT round(avg(pg_column_size(s))) AS bytes_with_orders, round(avg(pg_column_size(r))) AS bytes_rows_form,
+       round(avg(o.frequency), 1) AS orders_per_customer
+FROM state_nightly JOIN state_one_pass o USING (customer_id);
+
+-- Another as_of (customers whose rows all lie before it): the summaries equal rfm's with it.
+SELECT count(*) AS customers_without_later_rows,
+       count(*) FILTER (WHERE rfm_summary(s, '2011-06-01 00:00+00') IS DISTINCT FROM
+                              (SELECT rfm(ts, amount, invoice, '2011-06-01 00:00+00') FROM state_lines l
+                               WHERE l.customer_id = n.customer_id)) AS differ
+FROM state_nightly n
+WHERE customer_id IN (SELECT customer_id FROM state_lines GROUP BY 1 HAVING max(ts) <= '2011-06-01 00:00+00');
+
+-- Parallel workers build and combine partial states: the same bytes as a serial plan.
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+CREATE TEMP TABLE state_parallel AS
+SELECT customer_id, rfm_state(ts, amount, invoice) AS s FROM state_lines GROUP BY customer_id;
+CREATE TEMP TABLE merge_parallel AS
+SELECT customer_id, rfm_merge(s) AS s FROM (SELECT customer_id, date_trunc('month', ts) m, rfm_state(ts, amount, invoice) s
+                                            FROM state_lines GROUP BY 1, 2) x GROUP BY customer_id;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+SELECT count(*) AS customers,
+       count(*) FILTER (WHERE rfm_state_send(p.s) <> rfm_state_send(n.s)) AS parallel_differs,
+       count(*) FILTER (WHERE rfm_state_send(q.s) <> rfm_state_send(n.s)) AS parallel_merge_differs
+FROM state_parallel p JOIN state_nightly n USING (customer_id) JOIN merge_parallel q USING (customer_id);
+
+-- Text and binary forms round-trip.
+SELECT count(*) FILTER (WHERE s::text::rfm_state::text <> s::text) AS text_round_trip_differs,
+       count(*) FILTER (WHERE rfm_state_send(s::text::rfm_state) <> rfm_state_send(s)) AS bytes_differ
+FROM state_nightly;
+
+-- A hand-worked customer: order A on day 1 (two lines), order B on day 3, a return on day 4,
+-- order A again on day 9 (a late line of the same order), as_of day 20.
+SELECT (rfm_summary(rfm_merge(x.s, y.s), '2024-01-21 00:00+00')).*
+FROM (SELECT rfm_state(ts, amount, id) s FROM (VALUES ('2024-01-02 00:00+00'::timestamptz, 10.25::float8, 'A'),
+                                                      ('2024-01-02 00:00+00', 5.5, 'A'),
+                                                      ('2024-01-04 00:00+00', 20, 'B')) v(ts, amount, id)) x,
+     (SELECT rfm_state(ts, amount, id) s FROM (VALUES ('2024-01-05 00:00+00'::timestamptz, -5.5::float8, 'C'),
+                                                      ('2024-01-10 00:00+00', 7.75, 'A')) v(ts, amount, id)) y;
+
+-- NULLs: rows with a NULL are skipped; no rows gives NULL; rfm_merge with a NULL side.
+SELECT rfm_state(ts, amount) IS NULL AS no_rows FROM state_lines WHERE false;
+SELECT rfm_state(ts, amount, id) IS NULL AS only_null_rows
+FROM (VALUES (NULL::timestamptz, 1.0::float8, 'a'), (now(), NULL, 'b'), (now(), 2.0, NULL)) v(ts, amount, id);
+SELECT rfm_merge(s, NULL)::text = s::text AS left_kept, rfm_merge(NULL, s)::text = s::text AS right_kept,
+       rfm_merge(NULL::rfm_state, NULL) IS NULL AS both_null, rfm_summary(NULL, now()) IS NULL AS summary_of_null
+FROM state_nightly WHERE customer_id = (SELECT min(customer_id) FROM state_nightly);
+
+-- Errors.
+SELECT try_sql($q$SELECT rfm_summary(s, '2011-01-01 00:00+00') FROM state_nightly$q$) AS later_row;
+SELECT bool_and(rfm_summary(s, NULL) IS NULL) AS null_as_of_gives_null FROM state_nightly;
+SELECT try_sql($q$SELECT rfm_summary(s, 'infinity') FROM state_nightly$q$) AS infinite_as_of;
+SELECT try_sql($q$SELECT rfm_merge(s, r) FROM state_nightly$q$) AS mixed_forms;
+SELECT try_sql($q$SELECT rfm_merge(x) FROM (SELECT s FROM state_nightly UNION ALL SELECT r FROM state_nightly) y(x)$q$) AS mixed_forms_aggregate;
+SELECT try_sql($q$SELECT rfm_state(ts, 'NaN', 'x') FROM (VALUES (now())) v(ts)$q$) AS nan_amount;
+SELECT try_sql($q$SELECT rfm_state('infinity', 1.0, 'x')$q$) AS infinite_ts;
+SELECT try_sql($q$SELECT 'xyz'::rfm_state$q$) AS odd_digits;
+SELECT try_sql($q$SELECT 'zz'::rfm_state$q$) AS not_hex;
+SELECT try_sql($q$SELECT '525301'::rfm_state$q$) AS truncated;
+SELECT try_sql($q$SELECT '0000'::rfm_state$q$) AS wrong_magic;
+-- A stored state damaged (its kind byte): a clear XX001.
+SELECT try_sql(format($q$SELECT rfm_summary(%L::rfm_state, now())$q$,
+       overlay(s::text PLACING '02' FROM 7 FOR 2))) AS damaged
+FROM state_nightly WHERE customer_id = (SELECT min(customer_id) FROM state_nightly);
