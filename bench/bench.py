@@ -414,6 +414,51 @@ class Bench:
                   ours_t, peer_t, 0.2, f"customers labelled: pg_rfm {ours_n:,}, Python {n:,}; pg_rfm session: "
                   "work_mem 1GB, enable_hashagg off, parallel_setup_cost and parallel_tuple_cost 0")
 
+    # ------------------------------------------------------------------ N1 (incremental RFM)
+    def nightly(self, table, lines, target):
+        """A nightly refresh with rfm_state: the states of every customer up to the last day of
+        the data are stored (untimed); timed: fold the last day's lines into them (INSERT ...
+        ON CONFLICT DO UPDATE SET s = rfm_merge(...)) and read every customer's summary, in a
+        transaction rolled back after each repetition. Peer: rfm over all the lines."""
+        day = self.q(f"SELECT max(invoice_date)::date FROM {table}")[0][0]
+        states = f"n_states_{lines}"
+        if not self.q("SELECT to_regclass(%s) IS NOT NULL", (states,))[0][0]:
+            log(f"N: storing the states of {table} before {day}")
+            self.conn.execute(f"CREATE TABLE {states} (customer_id int PRIMARY KEY, s rfm_state NOT NULL)")
+            self.conn.execute(f"INSERT INTO {states} SELECT customer_id, rfm_state(invoice_date, quantity * price, invoice)"
+                              f" FROM {table} WHERE customer_id IS NOT NULL AND invoice_date < '{day}' GROUP BY customer_id")
+            self.conn.execute(f"VACUUM ANALYZE {states}")
+        night = self.q(f"SELECT count(*) FROM {table} WHERE invoice_date >= '{day}'")[0][0]
+        fold = (f"INSERT INTO {states} SELECT customer_id, rfm_state(invoice_date, quantity * price, invoice)"
+                f" FROM {table} WHERE customer_id IS NOT NULL AND invoice_date >= '{day}' GROUP BY customer_id"
+                f" ON CONFLICT (customer_id) DO UPDATE SET s = rfm_merge({states}.s, excluded.s)")
+        read = (f"SELECT count(*) FROM (SELECT customer_id, rfm_summary(s, '{AS_OF}') AS r FROM {states}) x"
+                " WHERE r IS NOT NULL")
+        self.warm(states)
+        ours, differ = [], None
+        for _ in range(self.args.reps if lines < 50_000_000 else 3):
+            with self.conn.transaction() as tx:
+                t0 = time.perf_counter()
+                self.conn.execute(fold)
+                self.conn.execute(read).fetchall()
+                ours.append(time.perf_counter() - t0)
+                # Equal results: the refreshed states against rfm over all the lines.
+                if len(ours) == 1:
+                    differ = self.q(f"""
+                        SELECT count(*) FROM (SELECT customer_id, rfm_summary(s, '{AS_OF}') AS r FROM {states}) n
+                        FULL JOIN (SELECT customer_id, rfm(invoice_date, quantity * price, invoice, '{AS_OF}') AS r
+                                   FROM {table} WHERE customer_id IS NOT NULL GROUP BY customer_id) o USING (customer_id)
+                        WHERE n.r IS DISTINCT FROM o.r""")[0][0]
+                raise psycopg.Rollback(tx)
+        peer = self.timed_sql(f"SELECT count(*) FROM (SELECT customer_id, rfm(invoice_date, quantity * price, invoice, '{AS_OF}') r"
+                              f" FROM {table} WHERE customer_id IS NOT NULL GROUP BY customer_id) s WHERE r IS NOT NULL",
+                              self.args.reps if lines < 50_000_000 else 3)
+        size = self.q(f"SELECT pg_total_relation_size('{states}')")[0][0]
+        pid = "N1" if lines < 50_000_000 else "N2"
+        self.pair(pid, f"nightly refresh at {lines:,} lines: fold the last day's {night:,} lines into the stored `rfm_state`"
+                  " of every customer and read every summary vs `rfm(..., order_id, ...)` over all the lines", ours, peer, target,
+                  f"customers whose summary differs from the recomputation: {differ}; states table {size / 2**20:.0f} MiB")
+
     # ------------------------------------------------------------------ scaling
     def scaling_p1a(self, sizes):
         for lines in sizes:
@@ -484,7 +529,10 @@ def write_report(b, args, started, path):
         unit = "MiB" if pid == "P5" else "s"
         o = fmt(ours, unit) + (" MiB" if unit == "MiB" else "")
         p = (fmt(peer, unit) + " MiB") if unit == "MiB" else fmt(peer)
-        out.append(f"| {pid} | {what} | {o} | {p} | {ratio:.3f} | <= {target} | {'yes' if ratio <= target else '**no**'} | {note} |")
+        if target is None:
+            out.append(f"| {pid} | {what} | {o} | {p} | {ratio:.3f} | - | - | {note} |")
+        else:
+            out.append(f"| {pid} | {what} | {o} | {p} | {ratio:.3f} | <= {target} | {'yes' if ratio <= target else '**no**'} | {note} |")
     if b.extra:
         out.append("")
         for name, value, target in b.extra:
@@ -510,7 +558,8 @@ def main():
     ap.add_argument("--clv-customers", type=int, default=1_000_000)
     ap.add_argument("--scaling-lines", default="1000000,10000000,100000000")
     ap.add_argument("--scaling-customers", default="100000,1000000,10000000")
-    ap.add_argument("--only", default="", help="comma-separated subset: P0,P1,P2,P3,P3b,P4,P4b,P4c,P5,CLV,scaling")
+    ap.add_argument("--nightly-big", type=int, default=1, help="0: no N2 row (the 100M-line nightly refresh)")
+    ap.add_argument("--only", default="", help="comma-separated subset: P0,P1,P2,P3,P3b,P4,P4b,P4c,P5,CLV,N,scaling")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -548,6 +597,12 @@ def main():
         b.p4c(rows, cust)
     if want("CLV"):
         b.clv(args.clv_customers)
+    if want("N"):
+        b.nightly(lines_table, args.lines, None)
+        big = 100_000_000
+        if args.nightly_big:
+            b.load_lines(f"lines_{big}", big)
+            b.nightly(f"lines_{big}", big, 0.05)
     if want("scaling"):
         b.scaling_p1a([int(x) for x in args.scaling_lines.split(",") if x])
         b.scaling_p3([int(x) for x in args.scaling_customers.split(",") if x])
