@@ -35,6 +35,8 @@ pub struct RfmState {
     last: i64,
     latest: i64,
     orders: Option<OrderSet>,
+    /// The number of distinct order ids of a state read without them (`summary_of_stored`).
+    purchases_as_orders: Option<u64>,
 }
 
 fn damaged(what: &str) -> CoreError {
@@ -53,6 +55,7 @@ impl RfmState {
             last: TS_NOBEGIN,
             latest: TS_NOBEGIN,
             orders: with_orders.then(OrderSet::default),
+            purchases_as_orders: None,
         }
     }
 
@@ -115,7 +118,11 @@ impl RfmState {
             return Err(invalid("the state holds a row whose order_ts is later than as_of")
                 .hint("Use an as_of at or after the latest row folded into the state."));
         }
-        let frequency = self.orders.as_ref().map_or(self.purchases, |o| o.len() as u64);
+        let frequency = match (&self.orders, self.purchases_as_orders) {
+            (Some(o), _) => o.len() as u64,
+            (None, Some(n)) => n,
+            (None, None) => self.purchases,
+        };
         Ok(Some(summary(as_of, self.purchases > 0, self.first, self.last, self.monetary.value(), frequency)))
     }
 
@@ -152,6 +159,27 @@ impl RfmState {
 
     /// Reads a stored state, checking that it is one `rfm_state` could have made.
     pub fn decode(buf: &[u8]) -> Result<RfmState, CoreError> {
+        let mut set = OrderSet::default();
+        let (mut state, kind) = RfmState::read(buf, &mut |id| set.insert(id))?;
+        if kind == 1 {
+            state.orders = Some(set);
+        }
+        Ok(state)
+    }
+
+    /// `rfm_summary` of a stored state, checked as `decode` checks it, without building the
+    /// set of its order ids (only their number counts).
+    pub fn summary_of_stored(buf: &[u8], as_of: i64) -> Result<Option<RfmSummary>, CoreError> {
+        let mut n = 0u64;
+        let (mut state, kind) = RfmState::read(buf, &mut |_| n += 1)?;
+        if kind == 1 {
+            state.purchases_as_orders = Some(n);
+        }
+        state.summary(as_of)
+    }
+
+    /// Reads a stored state without its order ids, which go to `id` in order; returns the kind.
+    fn read(buf: &[u8], id: &mut dyn FnMut(&[u8])) -> Result<(RfmState, u8), CoreError> {
         // The reader's own errors are truncations and overlong numbers.
         let mut r = Reader::new(buf);
         let read = |e: CoreError| damaged(e.message.trim_start_matches("corrupt serialized aggregate state: "));
@@ -184,30 +212,27 @@ impl RfmState {
         if !dates_ok {
             return Err(damaged("inconsistent purchase dates"));
         }
-        let orders = if kind == 1 {
+        if kind == 1 {
             let n = r.leb128().map_err(read)?;
             if n > purchases {
                 return Err(damaged(&format!("{n} order ids for {purchases} purchase rows")));
             }
-            let mut set = OrderSet::default();
             let mut prev: Option<&[u8]> = None;
             for _ in 0..n {
                 let len = usize::try_from(r.leb128().map_err(read)?).map_err(|_| damaged("order id length"))?;
-                let id = r.take(len).map_err(read)?;
-                if prev.is_some_and(|p| p >= id) {
+                let this = r.take(len).map_err(read)?;
+                if prev.is_some_and(|p| p >= this) {
                     return Err(damaged("order ids out of order"));
                 }
-                set.insert(id);
-                prev = Some(id);
+                id(this);
+                prev = Some(this);
             }
-            Some(set)
-        } else {
-            None
-        };
+        }
         if !r.is_empty() {
             return Err(damaged("trailing bytes"));
         }
-        Ok(RfmState { rows, purchases, monetary: Sum::from_parts(sum, comp), first, last, latest, orders })
+        let monetary = Sum::from_parts(sum, comp);
+        Ok((RfmState { rows, purchases, monetary, first, last, latest, orders: None, purchases_as_orders: None }, kind))
     }
 }
 
@@ -305,6 +330,9 @@ mod tests {
         assert!(RfmState::new(true).update(0, f64::NAN, None).is_err());
         let good = s.encode();
         assert_eq!(RfmState::decode(&good).unwrap(), s);
+        assert_eq!(RfmState::summary_of_stored(&good, 20 * DAY).unwrap(), s.summary(20 * DAY).unwrap());
+        let rows_form = state(&rows(), false);
+        assert_eq!(RfmState::summary_of_stored(&rows_form.encode(), 20 * DAY).unwrap(), rows_form.summary(20 * DAY).unwrap());
         // Every truncation, and a flipped byte in each header field, is refused.
         for n in 0..good.len() {
             assert_eq!(RfmState::decode(&good[..n]).unwrap_err().kind, Kind::Corrupt, "{n}");

@@ -145,7 +145,7 @@ pg_v1! {
         let args = call.args();
         let Some(bytes) = args.bytes(0) else { return args.return_null() };
         let as_of = args.i64(1).unwrap_or_else(|| null_not_allowed("rfm_summary: as_of must not be NULL"));
-        let summary = RfmState::decode(bytes).or_raise(args.name).summary(as_of).or_raise(args.name);
+        let summary = RfmState::summary_of_stored(bytes, as_of).or_raise(args.name);
         summary_datum(&mut call, summary)
     }
 }
