@@ -270,3 +270,33 @@ def test_clv_on_distributed_tables(cluster):
             conn.execute("SELECT rfm_clv_p_alive('clv_m', frequency, recency, t) FROM clv_in_dist").fetchall()
         assert 'CLV model "clv_m" cannot be read on a Citus worker' in e.value.diag.message_primary
         assert "rfm_clv_model('name'::text)" in e.value.diag.message_hint
+
+
+def test_incremental_rfm_on_distributed_tables(cluster):
+    """rfm_state grouped by the distribution column runs on the workers; a distributed states
+    table colocated with the lines takes the nightly upsert (INSERT ... SELECT ... ON CONFLICT
+    DO UPDATE SET s = rfm_merge(...)) shard by shard; the states store the same bytes as the
+    plain table's, and their summaries equal rfm over all the lines."""
+    state = "SELECT customer_id, rfm_state(invoice_date, quantity * price, invoice) FROM {t} {where} GROUP BY customer_id"
+    with connect() as conn:
+        queries = worker_queries(conn, state.format(t="tx_dist", where=""))
+        assert queries and all("rfm_state(" in q for q in queries), queries
+        split = "2011-06-01 00:00+00"
+        for t, dst in (("tx", "states"), ("tx_dist", "states_dist")):
+            conn.execute(f"DROP TABLE IF EXISTS {dst}")
+            conn.execute(f"CREATE TABLE {dst} (customer_id int PRIMARY KEY, s rfm_state NOT NULL)")
+            if dst == "states_dist":
+                conn.execute("SELECT create_distributed_table('states_dist', 'customer_id', colocate_with => 'tx_dist')")
+            # The history before the split, then everything after it folded in one upsert.
+            conn.execute(f"INSERT INTO {dst} " + state.format(t=t, where=f"WHERE invoice_date < '{split}'"))
+            conn.execute(f"INSERT INTO {dst} " + state.format(t=t, where=f"WHERE invoice_date >= '{split}'")
+                         + f" ON CONFLICT (customer_id) DO UPDATE SET s = rfm_merge({dst}.s, excluded.s)")
+        plain = rows(conn, "SELECT customer_id, rfm_state_send(s) FROM states ORDER BY 1")
+        dist = rows(conn, "SELECT customer_id, rfm_state_send(s) FROM states_dist ORDER BY 1")
+        assert len(plain) > 2000 and dist == plain
+        differ = rows(conn, f"""
+            SELECT count(*) FROM (SELECT customer_id, rfm_summary(s, '{AS_OF}') AS r FROM states_dist) n
+            FULL JOIN (SELECT customer_id, rfm(invoice_date, quantity * price, invoice, '{AS_OF}') AS r
+                       FROM tx GROUP BY customer_id) o USING (customer_id)
+            WHERE n.r IS DISTINCT FROM o.r""")[0][0]
+        assert differ == 0
