@@ -7,6 +7,7 @@
 
 use super::codec::{Reader, Writer};
 use super::error::{corrupt_state, invalid, out_of_range, show};
+use super::rfm::check_ts;
 use super::{CoreError, Partial};
 
 const USECS_PER_DAY: i64 = 86_400_000_000;
@@ -95,9 +96,7 @@ impl ClvState {
             Some(a) if a != as_of => return Err(invalid("as_of must be the same for every row of a group")),
             Some(_) => {}
             None => {
-                if as_of == i64::MIN || as_of == i64::MAX {
-                    return Err(invalid("as_of must be a finite timestamp, got infinity"));
-                }
+                check_ts("as_of", as_of)?;
                 self.as_of = Some(as_of);
             }
         }
@@ -118,9 +117,7 @@ impl ClvState {
             return Err(invalid(format!("amount must be a finite number >= 0, got {}", show(amount)))
                 .hint("The models count purchases: leave returns and cancellations out of the rows."));
         }
-        if ts == i64::MIN || ts == i64::MAX {
-            return Err(invalid("order_ts must be a finite timestamp, got infinity"));
-        }
+        check_ts("order_ts", ts)?;
         if ts > as_of {
             return Err(
                 invalid("a row's order_ts is later than as_of").hint("Filter the rows with order_ts <= as_of, or use a later as_of.")

@@ -150,8 +150,8 @@ pub struct RfmSummary {
 }
 
 /// PostgreSQL's `-infinity` and `infinity` timestamps.
-const TS_NOBEGIN: i64 = i64::MIN;
-const TS_NOEND: i64 = i64::MAX;
+pub(super) const TS_NOBEGIN: i64 = i64::MIN;
+pub(super) const TS_NOEND: i64 = i64::MAX;
 
 pub(super) fn check_ts(what: &str, ts: i64) -> Result<(), CoreError> {
     if ts == TS_NOBEGIN || ts == TS_NOEND {

@@ -15,13 +15,11 @@
 
 use super::codec::{Reader, Writer};
 use super::error::{invalid, Kind};
-use super::rfm::{check_amount, check_ts, summary, OrderSet, RfmSummary, Sum};
+use super::rfm::{check_amount, check_ts, summary, OrderSet, RfmSummary, Sum, TS_NOBEGIN, TS_NOEND};
 use super::{CoreError, Partial};
 
 const MAGIC: [u8; 2] = *b"RS";
 const FORMAT: u8 = 1;
-const TS_NOBEGIN: i64 = i64::MIN;
-const TS_NOEND: i64 = i64::MAX;
 
 /// One customer's rows folded together: counts, the compensated sum of the amounts, the
 /// first and last purchase, the latest row (returns too, for the `as_of` check), and, when
@@ -35,8 +33,6 @@ pub struct RfmState {
     last: i64,
     latest: i64,
     orders: Option<OrderSet>,
-    /// The number of distinct order ids of a state read without them (`summary_of_stored`).
-    purchases_as_orders: Option<u64>,
 }
 
 fn damaged(what: &str) -> CoreError {
@@ -55,7 +51,6 @@ impl RfmState {
             last: TS_NOBEGIN,
             latest: TS_NOBEGIN,
             orders: with_orders.then(OrderSet::default),
-            purchases_as_orders: None,
         }
     }
 
@@ -110,6 +105,12 @@ impl RfmState {
 
     /// What `rfm` returns for these rows with this `as_of` (None: no rows).
     pub fn summary(&self, as_of: i64) -> Result<Option<RfmSummary>, CoreError> {
+        let frequency = self.orders.as_ref().map_or(self.purchases, |o| o.len() as u64);
+        self.summary_with(as_of, frequency)
+    }
+
+    /// The summary with `frequency` orders (the number of distinct ids, or of purchase rows).
+    fn summary_with(&self, as_of: i64, frequency: u64) -> Result<Option<RfmSummary>, CoreError> {
         check_ts("as_of", as_of)?;
         if self.is_empty() {
             return Ok(None);
@@ -118,11 +119,6 @@ impl RfmState {
             return Err(invalid("the state holds a row whose order_ts is later than as_of")
                 .hint("Use an as_of at or after the latest row folded into the state."));
         }
-        let frequency = match (&self.orders, self.purchases_as_orders) {
-            (Some(o), _) => o.len() as u64,
-            (None, Some(n)) => n,
-            (None, None) => self.purchases,
-        };
         Ok(Some(summary(as_of, self.purchases > 0, self.first, self.last, self.monetary.value(), frequency)))
     }
 
@@ -171,11 +167,8 @@ impl RfmState {
     /// set of its order ids (only their number counts).
     pub fn summary_of_stored(buf: &[u8], as_of: i64) -> Result<Option<RfmSummary>, CoreError> {
         let mut n = 0u64;
-        let (mut state, kind) = RfmState::read(buf, &mut |_| n += 1)?;
-        if kind == 1 {
-            state.purchases_as_orders = Some(n);
-        }
-        state.summary(as_of)
+        let (state, kind) = RfmState::read(buf, &mut |_| n += 1)?;
+        state.summary_with(as_of, if kind == 1 { n } else { state.purchases })
     }
 
     /// Reads a stored state without its order ids, which go to `id` in order; returns the kind.
@@ -232,7 +225,7 @@ impl RfmState {
             return Err(damaged("trailing bytes"));
         }
         let monetary = Sum::from_parts(sum, comp);
-        Ok((RfmState { rows, purchases, monetary, first, last, latest, orders: None, purchases_as_orders: None }, kind))
+        Ok((RfmState { rows, purchases, monetary, first, last, latest, orders: None }, kind))
     }
 }
 

@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 use super::aggregates::{combine, deserial, serial};
 use super::call::*;
 use super::catalog::schema_prefix;
-use super::error::{null_not_allowed, raise, OrRaise, PgError};
+use super::error::{notice, null_not_allowed, raise, OrRaise, PgError};
 use super::spi::{select_text, Statement};
 use super::{citus, source};
 use crate::core::clv::{self, BgData, BgNbd, ClvState, GammaGamma, GgData, Unit};
@@ -108,10 +108,6 @@ fn effort<P>(fit: &clv::Fit<P>) -> String {
         k => format!(" ({k} on a 1/{} sample of the customers first)", clv::WARM_STRIDE),
     };
     format!("{} iterations{on_sample}, {} evaluations of the likelihood", fit.iterations, fit.evaluations)
-}
-
-fn notice(msg: String) {
-    pgrx::ereport!(pgrx::PgLogLevel::NOTICE, PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, msg);
 }
 
 fn text_arg(args: &Args<'_>, i: usize, what: &str) -> String {

@@ -49,6 +49,11 @@ impl PgError {
     }
 }
 
+/// A NOTICE (progress of long work: reading, fitting, training).
+pub fn notice(msg: String) {
+    pgrx::ereport!(PgLogLevel::NOTICE, PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, msg);
+}
+
 /// Raises `ERROR` with `code`; never returns.
 pub fn raise(code: PgSqlErrorCode, msg: impl Into<String>) -> ! {
     PgError::new(code, msg).raise()

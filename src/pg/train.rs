@@ -4,11 +4,11 @@
 use std::time::Instant;
 
 use pgrx::pg_sys::{self, Datum, Oid};
-use pgrx::{PgLogLevel, PgSqlErrorCode};
+use pgrx::PgSqlErrorCode;
 use serde_json::{json, Value};
 
 use super::call::*;
-use super::error::{invalid, null_not_allowed, OrRaise, PgError};
+use super::error::{invalid, notice, null_not_allowed, OrRaise, PgError};
 use super::store::{self, Version};
 use super::{rules, source};
 use crate::core::document::Document;
@@ -45,10 +45,6 @@ const EVALUATE: [Oid; 8] = [
 
 fn check() {
     pgrx::check_for_interrupts!();
-}
-
-fn notice(msg: String) {
-    pgrx::ereport!(PgLogLevel::NOTICE, PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION, msg);
 }
 
 fn fmt_opt(x: Option<f64>) -> String {
