@@ -6,7 +6,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # The system PostgreSQL 15 (Debian's packages) is the default; use_pg switches to another.
 PG_MAJOR=15
-PG_CONFIG=${PG_CONFIG:-$(head -n1 "$ROOT/pgrx-config/pg_config")}
+PG15_CONFIG=${PG_CONFIG:-$(head -n1 "$ROOT/pgrx-config/pg_config")}
+PG_CONFIG=$PG15_CONFIG
 PGBIN=$("$PG_CONFIG" --bindir 2>/dev/null || dirname "$PG_CONFIG")
 PGXS_DIR=$(dirname "$("$PG_CONFIG" --pgxs 2>/dev/null || echo /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk)")/..
 # PostgreSQL versions the tests run on: the whole suite on the first, the version matrix
@@ -136,7 +137,7 @@ ensure_pg() {
 use_pg() {
     PG_MAJOR=$1
     if [ "$1" = 15 ]; then
-        PG_CONFIG=$(head -n1 "$ROOT/pgrx-config/pg_config")
+        PG_CONFIG=$PG15_CONFIG
     else
         ensure_pg "$1"
         PG_CONFIG="$PG_CACHE/pg$1/bin/pg_config"
@@ -152,18 +153,23 @@ use_pg() {
 install_extension() {
     local profile=(--release)
     [ "${RFM_BUILD:-release}" = debug ] && profile=()
-    local features=()
-    [ "$PG_MAJOR" != 15 ] && features=(--no-default-features --features "pg$PG_MAJOR")
     log "building and installing pg_rfm (${RFM_BUILD:-release}) for PostgreSQL $PG_MAJOR"
-    (cd "$ROOT" && as_root env "PATH=$PATH" "HOME=$HOME" cargo pgrx install "${profile[@]}" "${features[@]}" --pg-config "$PG_CONFIG" 2>&1 \
+    (cd "$ROOT" && as_root env "PATH=$PATH" "HOME=$HOME" cargo pgrx install "${profile[@]}" $(pgrx_features) --pg-config "$PG_CONFIG" 2>&1 \
         | grep -vE '^\s+(Compiling|Checking)' >&2)
-    # pgrx writes the current version's install script and copies the upgrade scripts
-    # (sql/pg_rfm--A--B.sql); earlier versions' install scripts are copied here. A released
-    # version's install script is frozen in sql/: the code must still generate exactly it.
-    local ext
-    ext="$("$PG_CONFIG" --sharedir)/extension"
-    check_frozen_install_script "$ext" || exit 1
-    as_root cp "$ROOT"/sql/pg_rfm--*.sql "$ext/"
+    add_version_scripts "$("$PG_CONFIG" --sharedir)/extension"
+}
+
+# The Cargo feature arguments for PG_MAJOR (pg15 is the default feature).
+pgrx_features() {
+    [ "$PG_MAJOR" = 15 ] || echo "--no-default-features --features pg$PG_MAJOR"
+}
+
+# Completes an extension directory pgrx wrote (the current version's install script and
+# the upgrade scripts sql/pg_rfm--A--B.sql) with earlier versions' install scripts. A
+# released version's install script is frozen in sql/: the code must still generate it.
+add_version_scripts() {
+    check_frozen_install_script "$1" || exit 1
+    as_root cp "$ROOT"/sql/pg_rfm--*.sql "$1/"
 }
 
 # When the version being built is released, the install script pgrx generated into $1 must

@@ -35,22 +35,15 @@ version=$(extension_version)
 outdir="$ROOT/target/packages"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-features=()
-[ "$PG_MAJOR" != 15 ] && features=(--no-default-features --features "pg$PG_MAJOR")
 
 log "packaging pg_rfm $version for PostgreSQL $PG_MAJOR ($PG_CONFIG)"
-(cd "$ROOT" && cargo pgrx package "${features[@]}" --pg-config "$PG_CONFIG" --out-dir "$stage/pgrx" 2>&1 \
+(cd "$ROOT" && cargo pgrx package $(pgrx_features) --pg-config "$PG_CONFIG" --out-dir "$stage/pgrx" 2>&1 \
     | grep -vE '^\s+(Compiling|Checking)' >&2)
 lib="$stage/pgrx$("$PG_CONFIG" --pkglibdir)/pg_rfm.so"
 ext="$stage/pgrx$("$PG_CONFIG" --sharedir)/extension"
 [ -f "$lib" ] && [ -f "$ext/pg_rfm.control" ] && [ -f "$ext/pg_rfm--$version.sql" ] \
     || { echo "scripts/package.sh: cargo pgrx package did not produce the library, control file and install script" >&2; exit 1; }
-check_frozen_install_script "$ext" || exit 1
-# Earlier versions' install scripts (pgrx copies the upgrade scripts only).
-cp "$ROOT"/sql/pg_rfm--*.sql "$ext/"
-for f in "$ROOT"/sql/pg_rfm--*--*.sql; do
-    [ -f "$ext/$(basename "$f")" ] || { echo "scripts/package.sh: $(basename "$f") missing from the package" >&2; exit 1; }
-done
+add_version_scripts "$ext"
 mkdir -p "$outdir"
 
 # --- the Debian package: Debian's layout for PostgreSQL NN, whatever pg_config built it.

@@ -57,23 +57,28 @@ trap 'stop_citus 2>/dev/null || true; stop_cluster' EXIT
 # .deb with dpkg on the system's 15, the tarball's install.sh on the others. The suite then
 # runs on the packaged files.
 install_package() {
-    local v=$1 files deb tarball no_rust=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/nonexistent LC_ALL=C)
+    local v=$1 files package lib ext no_rust=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/nonexistent LC_ALL=C)
+    lib=$("$PG_CONFIG" --pkglibdir)
+    ext="$("$PG_CONFIG" --sharedir)/extension"
     files=$(bash "$ROOT/scripts/package.sh" --pg-config "$PG_CONFIG")
-    deb=$(echo "$files" | grep '\.deb$')
-    tarball=$(echo "$files" | grep '\.tar\.gz$')
-    log "installing $(basename "$([ "$v" = 15 ] && echo "$deb" || echo "$tarball")") (no Rust toolchain on PATH)"
-    as_root rm -f "$("$PG_CONFIG" --pkglibdir)/pg_rfm.so" "$("$PG_CONFIG" --sharedir)"/extension/pg_rfm.control \
-        "$("$PG_CONFIG" --sharedir)"/extension/pg_rfm--*.sql
+    # The .deb where the server has Debian's layout (the system's 15), else the tarball.
+    if [ "$lib" = "/usr/lib/postgresql/$v/lib" ]; then
+        package=$(echo "$files" | grep '\.deb$')
+    else
+        package=$(echo "$files" | grep '\.tar\.gz$')
+    fi
+    log "installing $(basename "$package") (no Rust toolchain on PATH)"
+    as_root rm -f "$lib/pg_rfm.so" "$ext/pg_rfm.control" "$ext"/pg_rfm--*.sql
     if "${no_rust[@]}" sh -c 'command -v cargo || command -v rustc' >/dev/null; then
         echo "install_package: a Rust toolchain is on the clean PATH" >&2
         return 1
     fi
-    if [ "$v" = 15 ] && [ "$("$PG_CONFIG" --pkglibdir)" = /usr/lib/postgresql/15/lib ]; then
-        as_root "${no_rust[@]}" dpkg -i "$deb" >/dev/null
+    if [ "${package%.deb}" != "$package" ]; then
+        as_root "${no_rust[@]}" dpkg -i "$package" >/dev/null
     else
         local unpack
         unpack=$(mktemp -d)
-        tar -xzf "$tarball" -C "$unpack"
+        tar -xzf "$package" -C "$unpack"
         as_root "${no_rust[@]}" "$unpack"/pg_rfm-*/install.sh --pg-config "$PG_CONFIG" >/dev/null
         rm -rf "$unpack"
     fi
