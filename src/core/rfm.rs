@@ -152,6 +152,9 @@ pub struct RfmSummary {
 /// PostgreSQL's `-infinity` and `infinity` timestamps.
 pub(super) const TS_NOBEGIN: i64 = i64::MIN;
 pub(super) const TS_NOEND: i64 = i64::MAX;
+/// The range of finite timestamps PostgreSQL accepts (MIN_TIMESTAMP, END_TIMESTAMP).
+pub(super) const TS_MIN: i64 = -211_813_488_000_000_000;
+pub(super) const TS_END: i64 = 9_223_371_331_200_000_000;
 
 pub(super) fn check_ts(what: &str, ts: i64) -> Result<(), CoreError> {
     if ts == TS_NOBEGIN || ts == TS_NOEND {
@@ -173,7 +176,8 @@ pub(super) fn check_amount(amount: f64) -> Result<(), CoreError> {
 /// last are theirs), monetary the net sum.
 pub(super) fn summary(as_of: i64, bought: bool, first: i64, last: i64, monetary: f64, frequency: u64) -> RfmSummary {
     let frequency = frequency as i64;
-    let days = |ts: i64| (as_of - ts) as f64 / USECS_PER_DAY;
+    // In i128: as_of late in year 294276 minus a purchase in 4713 BC exceeds i64.
+    let days = |ts: i64| (as_of as i128 - ts as i128) as f64 / USECS_PER_DAY;
     RfmSummary {
         recency: bought.then(|| days(last)),
         frequency,

@@ -15,7 +15,7 @@
 
 use super::codec::{Reader, Writer};
 use super::error::{invalid, Kind};
-use super::rfm::{check_amount, check_ts, summary, OrderSet, RfmSummary, Sum, TS_NOBEGIN, TS_NOEND};
+use super::rfm::{check_amount, check_ts, summary, OrderSet, RfmSummary, Sum, TS_END, TS_MIN, TS_NOBEGIN, TS_NOEND};
 use super::{CoreError, Partial};
 
 const MAGIC: [u8; 2] = *b"RS";
@@ -197,10 +197,11 @@ impl RfmState {
         if !(sum.is_finite() && comp.is_finite()) {
             return Err(damaged("monetary is not a finite number"));
         }
+        let finite = |ts: i64| (TS_MIN..TS_END).contains(&ts);
         let dates_ok = if purchases > 0 {
-            first <= last && last <= latest && first != TS_NOBEGIN && latest != TS_NOEND
+            first <= last && last <= latest && finite(first) && finite(latest)
         } else {
-            first == TS_NOEND && last == TS_NOBEGIN && latest != TS_NOBEGIN && latest != TS_NOEND
+            first == TS_NOEND && last == TS_NOBEGIN && finite(latest)
         };
         if !dates_ok {
             return Err(damaged("inconsistent purchase dates"));
@@ -342,6 +343,16 @@ mod tests {
         let mut bad = good.clone();
         bad[5] = 100;
         assert!(RfmState::decode(&bad).is_err());
+        // A first purchase before PostgreSQL's earliest timestamp (4713 BC).
+        let mut early = state(&rows(), true);
+        early.first = TS_MIN - 1;
+        assert_eq!(RfmState::decode(&early.encode()).unwrap_err().kind, Kind::Corrupt);
+        // The widest span PostgreSQL allows does not overflow: 4713 BC to 294276 AD.
+        let mut wide = state(&rows(), true);
+        (wide.first, wide.last, wide.latest) = (TS_MIN, TS_MIN, TS_MIN);
+        let s = RfmState::decode(&wide.encode()).unwrap().summary(TS_END - 1).unwrap().unwrap();
+        let days = (TS_END as f64 - 1.0 - TS_MIN as f64) / 86_400_000_000.0;
+        assert!((s.tenure.unwrap() / days - 1.0).abs() < 1e-12 && s.tenure.unwrap() > 0.0);
     }
 
     #[test]

@@ -121,6 +121,14 @@ FROM (SELECT rfm_state(ts, amount, id) s FROM (VALUES ('2024-01-02 00:00+00'::ti
      (SELECT rfm_state(ts, amount, id) s FROM (VALUES ('2024-01-05 00:00+00'::timestamptz, -5.5::float8, 'C'),
                                                       ('2024-01-10 00:00+00', 7.75, 'A')) v(ts, amount, id)) y;
 
+-- The widest span PostgreSQL allows, from 4713 BC to 294276 AD, does not overflow: tenure
+-- equals the difference of the two epochs computed in numeric (rfm and rfm_summary agree).
+SELECT round(((rfm_summary(rfm_state(ts, 1.0), as_of)).tenure)::numeric, 3)
+         = round((extract(epoch FROM as_of) - extract(epoch FROM ts)) / 86400, 3) AS state_tenure_exact,
+       (rfm_summary(rfm_state(ts, 1.0), as_of)).tenure = (rfm(ts, 1.0, as_of)).tenure AS rfm_agrees
+FROM (VALUES ('4713-11-24 00:00:00+00 BC'::timestamptz, '294276-12-31 23:59:59+00'::timestamptz)) v(ts, as_of)
+GROUP BY ts, as_of;
+
 -- NULLs: rows with a NULL are skipped; no rows gives NULL; rfm_merge with a NULL side.
 SELECT rfm_state(ts, amount) IS NULL AS no_rows FROM state_lines WHERE false;
 SELECT rfm_state(ts, amount, id) IS NULL AS only_null_rows
