@@ -70,3 +70,31 @@ COMMENT ON FUNCTION rfm_state_combine(internal, internal) IS 'Combine function o
 COMMENT ON FUNCTION rfm_state_serial(internal) IS 'Serial function of rfm_state and rfm_merge (parallel aggregation).';
 COMMENT ON FUNCTION rfm_state_deserial(bytea, internal) IS 'Deserial function of rfm_state and rfm_merge (parallel aggregation).';
 COMMENT ON FUNCTION rfm_state_final(internal) IS 'Final function of rfm_state and rfm_merge: the stored state.';
+
+-- ---------------------------------------------------------------------------- rfm over distinct lines
+-- rfm(order_ts, amount, order_id, line, as_of) (0.7.0): raw order lines with exact duplicates,
+-- without a SELECT DISTINCT over every line first.
+CREATE FUNCTION rfm_unique_lines_trans(internal, timestamptz, float8, text, text, timestamptz) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_unique_lines_trans';
+CREATE FUNCTION rfm_unique_lines_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_unique_lines_combine';
+CREATE FUNCTION rfm_unique_lines_serial(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_unique_lines_serial';
+CREATE FUNCTION rfm_unique_lines_deserial(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_unique_lines_deserial';
+CREATE FUNCTION rfm_unique_lines_final(internal) RETURNS rfm_summary
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_unique_lines_final';
+CREATE AGGREGATE rfm(order_ts timestamptz, amount float8, order_id text, line text, as_of timestamptz) (
+    SFUNC = rfm_unique_lines_trans, STYPE = internal, SSPACE = 2048,
+    FINALFUNC = rfm_unique_lines_final,
+    COMBINEFUNC = rfm_unique_lines_combine, SERIALFUNC = rfm_unique_lines_serial,
+    DESERIALFUNC = rfm_unique_lines_deserial,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE rfm(timestamptz, float8, text, text, timestamptz) IS
+'RFM of a group (customer) over its distinct order lines: like rfm(order_ts, amount, order_id, as_of), but rows with the same order_id, order_ts, amount and line (the line''s identity within its order, for example its product code; NULL is a value of its own) count once, as after SELECT DISTINCT. Needs memory for every distinct line of the groups in flight (about 40 bytes a line).';
+COMMENT ON FUNCTION rfm_unique_lines_trans(internal, timestamptz, float8, text, text, timestamptz) IS 'Transition function of rfm(order_ts, amount, order_id, line, as_of).';
+COMMENT ON FUNCTION rfm_unique_lines_combine(internal, internal) IS 'Combine function of rfm(order_ts, amount, order_id, line, as_of): merges partial states, counting a line both saw once.';
+COMMENT ON FUNCTION rfm_unique_lines_serial(internal) IS 'Serial function of rfm(order_ts, amount, order_id, line, as_of).';
+COMMENT ON FUNCTION rfm_unique_lines_deserial(bytea, internal) IS 'Deserial function of rfm(order_ts, amount, order_id, line, as_of).';
+COMMENT ON FUNCTION rfm_unique_lines_final(internal) IS 'Final function of rfm(order_ts, amount, order_id, line, as_of).';

@@ -41,4 +41,7 @@ pub trait Partial: Sized {
         out
     }
     fn deserialize(buf: &[u8]) -> Result<Self, CoreError>;
+    /// Brings the state to its smallest equivalent form before it is serialized (a state
+    /// may keep raw material that a later step reduces; most keep nothing to reduce).
+    fn compact(&mut self) {}
 }

@@ -1,5 +1,6 @@
 //! Transition, combine, serial, deserial and final functions of the aggregates `rfm`,
-//! `rfm_breaks` and `iqr_bounds` (declared in `sql/functions.sql`).
+//! `rfm_breaks` and `iqr_bounds` (declared in `sql/functions.sql`; the distinct-lines form
+//! of `rfm` in `sql/state.sql`).
 
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::PgSqlErrorCode;
@@ -7,7 +8,7 @@ use pgrx::PgSqlErrorCode;
 use super::call::*;
 use super::error::{null_not_allowed, raise, OrRaise};
 use crate::core::quantile::{BreaksState, IqrState};
-use crate::core::rfm::{RfmCore, RfmLines, RfmSummary};
+use crate::core::rfm::{RfmCore, RfmLines, RfmSummary, RfmUniqueLines};
 use crate::core::Partial;
 
 /// Attribute types of `rfm_summary`, `iqr_bounds` and `rfm_breaks`, as the library forms them.
@@ -63,6 +64,7 @@ pub(super) fn serial<T: Partial>(call: &mut Call<'_>) -> Datum {
     // One buffer per call site, reused for every group.
     let buf: &mut Vec<u8> = call.cache(|_| Vec::new());
     buf.clear();
+    s.compact();
     s.serialize_into(buf);
     bytea_datum(buf)
 }
@@ -77,10 +79,10 @@ pub(super) fn deserial<T: Partial + 'static>(call: &mut Call<'_>) -> Datum {
     state_datum(slot.insert(T::deserialize(b).or_raise(args.name)))
 }
 
-fn rfm_final_with<T: 'static>(call: &mut Call<'_>, summary: impl Fn(&T) -> Option<RfmSummary>) -> Datum {
+fn rfm_final_with<T: 'static>(call: &mut Call<'_>, summary: impl Fn(&mut T) -> Option<RfmSummary>) -> Datum {
     let args = call.args();
     // SAFETY: see above.
-    let summary = (unsafe { args.state::<T>(0) }).and_then(|s| summary(s));
+    let summary = (unsafe { args.state::<T>(0) }).and_then(summary);
     summary_datum(call, summary)
 }
 
@@ -127,7 +129,7 @@ pg_v1! {
     fn rfm_combine(call: "rfm") -> Datum { combine::<RfmCore>(&call) }
     fn rfm_serial(call: "rfm") -> Datum { serial::<RfmCore>(&mut call) }
     fn rfm_deserial(call: "rfm") -> Datum { deserial::<RfmCore>(&mut call) }
-    fn rfm_final(call: "rfm") -> Datum { rfm_final_with::<RfmCore>(&mut call, RfmCore::finalize) }
+    fn rfm_final(call: "rfm") -> Datum { rfm_final_with::<RfmCore>(&mut call, |s| s.finalize()) }
 
     // rfm(order_ts, amount, order_id, as_of): rows are order lines
     fn rfm_lines_trans(call: "rfm") -> Datum {
@@ -143,7 +145,27 @@ pg_v1! {
     fn rfm_lines_combine(call: "rfm") -> Datum { combine::<RfmLines>(&call) }
     fn rfm_lines_serial(call: "rfm") -> Datum { serial::<RfmLines>(&mut call) }
     fn rfm_lines_deserial(call: "rfm") -> Datum { deserial::<RfmLines>(&mut call) }
-    fn rfm_lines_final(call: "rfm") -> Datum { rfm_final_with::<RfmLines>(&mut call, RfmLines::finalize) }
+    fn rfm_lines_final(call: "rfm") -> Datum { rfm_final_with::<RfmLines>(&mut call, |s| s.finalize()) }
+
+    // rfm(order_ts, amount, order_id, line, as_of): order lines, each distinct line once
+    fn rfm_unique_lines_trans(call: "rfm") -> Datum {
+        // SAFETY: see above.
+        let state = unsafe { call.state_or_new(0, RfmUniqueLines::new) };
+        let as_of = as_of_arg(&call);
+        if let (Some(ts), Some(amount), Some(id)) = (call.i64(1), call.f64(2), call.bytes(3)) {
+            state.update(ts, amount, id, call.bytes(4), as_of).or_raise(call.name);
+        }
+        state_datum(state)
+    }
+
+    fn rfm_unique_lines_combine(call: "rfm") -> Datum { combine::<RfmUniqueLines>(&call) }
+    fn rfm_unique_lines_serial(call: "rfm") -> Datum { serial::<RfmUniqueLines>(&mut call) }
+    fn rfm_unique_lines_deserial(call: "rfm") -> Datum { deserial::<RfmUniqueLines>(&mut call) }
+    fn rfm_unique_lines_final(call: "rfm") -> Datum {
+        // `finalize` compacts the state, which keeps its meaning: the aggregate stays READ_ONLY
+        // for PostgreSQL (a later transition or final call sees an equivalent state).
+        rfm_final_with::<RfmUniqueLines>(&mut call, RfmUniqueLines::finalize)
+    }
 
     // iqr_bounds(x) and iqr_bounds(x, k)
     fn iqr_trans(call: "iqr_bounds") -> Datum {

@@ -153,3 +153,76 @@ SELECT try_sql($q$SELECT '0000'::rfm_state$q$) AS wrong_magic;
 SELECT try_sql(format($q$SELECT rfm_summary(%L::rfm_state, now())$q$,
        overlay(s::text PLACING '02' FROM 7 FOR 2))) AS damaged
 FROM state_nightly WHERE customer_id = (SELECT min(customer_id) FROM state_nightly);
+
+-- rfm(order_ts, amount, order_id, line, as_of): raw lines with exact duplicates count once,
+-- as after SELECT DISTINCT. Reference: plain SQL over SELECT DISTINCT of every column.
+SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT * FROM retail_lines) d) > 1000 AS has_duplicate_lines
+FROM retail_lines;
+CREATE TABLE unique_lines_ref AS
+SELECT customer_id,
+       extract(epoch FROM '2011-12-10 00:00+00' - max(invoice_date) FILTER (WHERE quantity * price >= 0))::float8 / 86400 AS recency,
+       count(DISTINCT invoice) FILTER (WHERE quantity * price >= 0) AS frequency,
+       sum(quantity * price) AS monetary,
+       min(invoice_date) FILTER (WHERE quantity * price >= 0) AS first_purchase
+FROM (SELECT DISTINCT * FROM retail_lines WHERE customer_id IS NOT NULL) d
+GROUP BY customer_id;
+CREATE TABLE unique_lines_serial AS
+SELECT customer_id,
+       rfm(invoice_date, quantity * price, invoice, concat_ws('|', stock_code, quantity, price, country),
+           '2011-12-10 00:00+00') AS r
+FROM retail_lines WHERE customer_id IS NOT NULL GROUP BY customer_id;
+SELECT count(*) AS customers,
+       count(*) FILTER (WHERE (r).frequency IS DISTINCT FROM f.frequency
+                           OR (r).recency IS DISTINCT FROM f.recency
+                           OR (r).first_purchase IS DISTINCT FROM f.first_purchase
+                           OR abs((r).monetary - f.monetary) > 1e-9 * greatest(1, abs(f.monetary))) AS differ,
+       count(*) FILTER (WHERE (r).monetary <> (SELECT sum(quantity * price) FROM retail_lines l
+                                                WHERE l.customer_id = u.customer_id)) > 100 AS duplicates_mattered
+FROM unique_lines_serial u FULL JOIN unique_lines_ref f USING (customer_id);
+
+-- Parallel workers split duplicate pairs between them: the same summaries, bit for bit.
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+CREATE TEMP TABLE unique_lines_parallel AS
+SELECT customer_id,
+       rfm(invoice_date, quantity * price, invoice, concat_ws('|', stock_code, quantity, price, country),
+           '2011-12-10 00:00+00') AS r
+FROM retail_lines WHERE customer_id IS NOT NULL GROUP BY customer_id;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+SELECT count(*) AS customers, count(*) FILTER (WHERE p.r IS DISTINCT FROM s.r) AS parallel_differs
+FROM unique_lines_parallel p FULL JOIN unique_lines_serial s USING (customer_id);
+
+-- Hand-worked: order A has line x twice (once more as a NULL line, which is a line of its
+-- own, and once as '' which is another), order B a line of 0 and one of -0 (the same line),
+-- order C a return listed twice. Distinct lines: A x 10, A NULL 10, A '' 10, B 0, C -4.
+SELECT (rfm(ts, amount, id, line, '2024-01-11 00:00+00')).*
+FROM (VALUES ('2024-01-01 00:00+00'::timestamptz, 10::float8, 'A', 'x'),
+             ('2024-01-01 00:00+00', 10, 'A', 'x'),
+             ('2024-01-01 00:00+00', 10, 'A', NULL),
+             ('2024-01-01 00:00+00', 10, 'A', ''),
+             ('2024-01-01 00:00+00', 10, 'A', NULL),
+             ('2024-01-06 00:00+00', 0, 'B', 'y'),
+             ('2024-01-06 00:00+00', '-0', 'B', 'y'),
+             ('2024-01-08 00:00+00', -4, 'C', 'x'),
+             ('2024-01-08 00:00+00', -4, 'C', 'x')) v(ts, amount, id, line);
+
+-- As a running window aggregate (the final function is called after every row, and rows
+-- keep coming): each row's summary counts the distinct lines so far.
+SELECT n, (r).frequency, (r).monetary
+FROM (SELECT n, rfm(ts, amount, id, line, '2024-01-11 00:00+00') OVER (ORDER BY n) AS r
+      FROM (VALUES (1, '2024-01-01 00:00+00'::timestamptz, 10::float8, 'A', 'x'),
+                   (2, '2024-01-01 00:00+00', 10, 'A', 'x'),
+                   (3, '2024-01-02 00:00+00', 5, 'B', 'x'),
+                   (4, '2024-01-01 00:00+00', 10, 'A', 'x'),
+                   (5, '2024-01-02 00:00+00', 5, 'B', 'y')) v(n, ts, amount, id, line)) w
+ORDER BY n;
+
+-- Errors, as in the other forms.
+SELECT try_sql($q$SELECT rfm(now(), 'NaN', 'A', 'x', now())$q$) AS nan_amount;
+SELECT try_sql($q$SELECT rfm(now(), 1.0, 'A', 'x', NULL)$q$) AS null_as_of;
+SELECT try_sql($q$SELECT rfm('2024-02-01 00:00+00', 1.0, 'A', 'x', '2024-01-01 00:00+00')$q$) AS row_after_as_of;
