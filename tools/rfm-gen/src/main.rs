@@ -1,7 +1,10 @@
 //! rfm-gen: deterministic retail invoice lines shaped like the public Online Retail II data
 //! set, written in PostgreSQL COPY text format (tab separated, `\N` for NULL).
 //!
-//! Columns: invoice, stock_code, quantity, invoice_date, price, customer_id, country.
+//! Columns: invoice, stock_code, quantity, invoice_date, price, customer_id, country; with
+//! `--description`, the eight columns of Online Retail II: invoice, stock_code, description,
+//! quantity, invoice_date, price, customer_id, country (a product's description is fixed
+//! text of three to five words, as in the real data).
 //! The dirt of real data is there on purpose: cancelled invoices ('C' prefix, negative
 //! quantities), invoices without a customer, exact duplicate lines, a few extreme
 //! quantities and prices, zero prices. Customers follow a handful of behaviours
@@ -185,6 +188,7 @@ const PACKS: [(u64, f64); 10] =
     [(1, 0.22), (2, 0.14), (3, 0.08), (4, 0.09), (6, 0.14), (8, 0.05), (10, 0.06), (12, 0.16), (24, 0.05), (48, 0.01)];
 
 struct Line {
+    product: u64,
     stock: String,
     quantity: i64,
     price: f64,
@@ -224,7 +228,7 @@ fn invoice_lines(seed: u64, ev: &Event, factor: f64, products: u64) -> Vec<Line>
             } else if r.chance(0.001) {
                 price = 0.0;
             }
-            Line { stock, quantity, price }
+            Line { product, stock, quantity, price }
         })
         .collect()
 }
@@ -254,14 +258,54 @@ struct Args {
     lines: u64,
     customers: u64,
     seed: u64,
+    description: bool,
+}
+
+const COLOURS: [&str; 12] =
+    ["WHITE", "RED", "PINK", "BLUE", "GREEN", "IVORY", "BLACK", "VINTAGE", "SILVER", "GOLD", "PAISLEY", "RETROSPOT"];
+const STYLES: [&str; 10] = ["HANGING", "HEART", "REGENCY", "JUMBO", "WOODEN", "CERAMIC", "GLASS", "ZINC", "PAPER", "SPOTTY"];
+const ITEMS: [&str; 16] = [
+    "T-LIGHT HOLDER",
+    "LANTERN",
+    "CAKE STAND",
+    "SHOPPER BAG",
+    "LUNCH BAG",
+    "BUNTING",
+    "TEA CUP AND SAUCER",
+    "DOORMAT",
+    "PHOTO FRAME",
+    "ALARM CLOCK",
+    "WATER BOTTLE",
+    "PAPER CHAIN KIT",
+    "PARTY BUNTING",
+    "JAM MAKING SET",
+    "CHALKBOARD",
+    "STORAGE TIN",
+];
+
+/// The description of a product: the same text for every line of that product.
+fn description(seed: u64, product: u64) -> String {
+    let mut r = stream(seed, 7, product);
+    let colour = COLOURS[r.below(COLOURS.len() as u64) as usize];
+    let style = STYLES[r.below(STYLES.len() as u64) as usize];
+    let item = ITEMS[r.below(ITEMS.len() as u64) as usize];
+    if r.chance(0.4) {
+        format!("{colour} {item}")
+    } else {
+        format!("{colour} {style} {item}")
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { lines: 500_000, customers: 4_000, seed: 42 };
+    let mut a = Args { lines: 500_000, customers: 4_000, seed: 42, description: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
             return Err(String::new());
+        }
+        if flag == "--description" {
+            a.description = true;
+            continue;
         }
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
         let n: u64 = value.replace('_', "").parse().map_err(|_| format!("{flag}: not a number: {value}"))?;
@@ -285,7 +329,7 @@ fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("rfm-gen: {e}");
             }
-            eprintln!("usage: rfm-gen [--lines N (500000)] [--customers N (4000)] [--seed N (42)] > lines.tsv");
+            eprintln!("usage: rfm-gen [--lines N (500000)] [--customers N (4000)] [--seed N (42)] [--description] > lines.tsv");
             return ExitCode::from(2);
         }
     };
@@ -369,7 +413,16 @@ fn generate(args: &Args, out: &mut impl Write) -> io::Result<()> {
             }
         };
         for l in &lines {
-            let row = format!("{invoice}\t{}\t{}\t{ts}\t{:.2}\t{customer_id}\t{country}\n", l.stock, l.quantity, l.price);
+            let row = if args.description {
+                let text = match l.stock.as_str() {
+                    "M" => "Manual".to_string(),
+                    "AMAZONFEE" => "AMAZON FEE".to_string(),
+                    _ => description(seed, l.product),
+                };
+                format!("{invoice}\t{}\t{text}\t{}\t{ts}\t{:.2}\t{customer_id}\t{country}\n", l.stock, l.quantity, l.price)
+            } else {
+                format!("{invoice}\t{}\t{}\t{ts}\t{:.2}\t{customer_id}\t{country}\n", l.stock, l.quantity, l.price)
+            };
             out.write_all(row.as_bytes())?;
             written += 1;
             if dup.chance(0.01) {
