@@ -36,6 +36,8 @@ class Bench:
         self.rows = []  # (id, what, ours, peer, target, note)
         self.scaling = []
         self.extra = []
+        self.job_memory = {}  # lines -> (times, peak bytes) of the whole job
+        self.refresh_memory = {}  # lines -> (times, peak bytes) of the nightly refresh
 
     # ------------------------------------------------------------------ helpers
     def q(self, sql, params=None):
@@ -66,16 +68,18 @@ class Bench:
         log(f"{pid}: pg_rfm {statistics.median(ours):.3f}s, peer {statistics.median(peer):.3f}s, ratio {r:.3f} (target <= {target})")
 
     # ------------------------------------------------------------------ data
-    def load_lines(self, table, lines):
-        customers = max(1000, lines // 50)
+    def load_lines(self, table, lines, customers=None, description=False):
+        customers = customers or max(1000, lines // 50)
         exists = self.q("SELECT to_regclass(%s) IS NOT NULL", (table,))[0][0]
         if exists and self.q(f"SELECT count(*) FROM {table}")[0][0] > 0:
             return
         log(f"generating {lines:,} lines, {customers:,} customers into {table}")
-        self.conn.execute(f"CREATE TABLE {table} (invoice text, stock_code text, quantity int,"
+        self.conn.execute(f"CREATE TABLE {table} (invoice text, stock_code text,"
+                          f" {'description text, ' if description else ''}quantity int,"
                           " invoice_date timestamptz, price float8, customer_id int, country text)")
         gen = subprocess.Popen([os.environ["RFM_GEN"], "--lines", str(lines), "--customers", str(customers),
-                                "--seed", "42"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                "--seed", "42"] + (["--description"] if description else []),
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         with self.conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
             while chunk := gen.stdout.read(1 << 20):
                 copy.write(chunk)
@@ -352,32 +356,46 @@ class Bench:
                   " `customer_lifetime_value`", ours, peer_t, 0.05)
 
     # ------------------------------------------------------------------ P0
-    def p0(self, table):
-        # Session settings of a batch job, stated in the report: room for the de-duplicating
-        # sort, which then runs in parallel and hands rfm its rows grouped by customer.
-        ours_sql = f"""
-            SET LOCAL work_mem = '1GB';
-            SET LOCAL enable_hashagg = off;
-            SET LOCAL parallel_setup_cost = 0;
-            SET LOCAL parallel_tuple_cost = 0;
+    # The whole job in SQL. The cleaning of the recipe in docs/production.md: filters, and
+    # exact duplicate lines dropped inside rfm (its line argument) instead of a SELECT DISTINCT
+    # over every line, which sorts or hashes all of them and spills at the default work_mem.
+    JOB_RFM = """
+        SELECT customer_id, rfm(invoice_date, quantity * price, invoice, stock_code, '{as_of}') AS r
+        FROM {table}
+        WHERE customer_id IS NOT NULL AND invoice NOT LIKE 'C%' AND quantity > 0 AND price > 0
+        GROUP BY customer_id"""
+    # Before 0.7.0: SELECT DISTINCT over the columns, then the order-line rfm.
+    JOB_RFM_DISTINCT = """
+        SELECT customer_id, rfm(invoice_date, quantity * price, invoice, '{as_of}') AS r
+        FROM (SELECT DISTINCT {columns}
+              FROM {table}
+              WHERE customer_id IS NOT NULL AND invoice NOT LIKE 'C%' AND quantity > 0 AND price > 0) c
+        GROUP BY customer_id"""
+    TUNED = ("SET LOCAL work_mem = '1GB'; SET LOCAL enable_hashagg = off; SET LOCAL parallel_setup_cost = 0;"
+             " SET LOCAL parallel_tuple_cost = 0;")
+    COLUMNS = "customer_id, invoice, stock_code, quantity, invoice_date, price, country"
+
+    def job_sql(self, table, rfm_sql, settings=""):
+        return f"""
+            {settings}
             DROP TABLE IF EXISTS p0_rfm, p0_labels;
             CREATE TABLE p0_rfm AS
-              SELECT customer_id, r.* FROM (
-                SELECT customer_id, rfm(invoice_date, quantity * price, invoice, '{AS_OF}') AS r
-                FROM (SELECT DISTINCT customer_id, invoice, stock_code, quantity, invoice_date, price, country
-                      FROM {table}
-                      WHERE customer_id IS NOT NULL AND invoice NOT LIKE 'C%' AND quantity > 0 AND price > 0) c
-                GROUP BY customer_id) s, LATERAL (SELECT (s.r).*) r;
+              SELECT customer_id, r.* FROM ({rfm_sql.format(as_of=AS_OF, table=table, columns=self.COLUMNS)}) s,
+                     LATERAL (SELECT (s.r).*) r;
             SELECT rfm_train('p0', 'p0_rfm', k => 4, n_init => 10);
             CREATE TABLE p0_labels AS
               SELECT customer_id, rfm_segment('p0', recency, frequency, monetary) AS segment FROM p0_rfm;
         """
 
+    def run_job(self, sql, reps):
         def ours():
             with self.conn.transaction():
-                self.conn.execute(ours_sql)
-        ours_t, _ = self.timed_fn(ours, self.args.reps)
+                self.conn.execute(sql)
+        with PeakRss(self.conn) as mem:
+            t, _ = self.timed_fn(ours, reps)
+        return t, mem.peak
 
+    def p0(self, table):
         def peer():
             buf = bytearray()
             with self.conn.cursor().copy(f"COPY {table} TO STDOUT") as copy:
@@ -387,14 +405,7 @@ class Bench:
             df = pd.read_csv(io.BytesIO(buf), sep="\t", header=None, na_values=["\\N"], keep_default_na=False,
                              names=["invoice", "stock_code", "quantity", "invoice_date", "price", "customer_id", "country"],
                              dtype={"invoice": str, "stock_code": str, "country": str})
-            df = df[df.customer_id.notna() & ~df.invoice.str.startswith("C") & (df.quantity > 0) & (df.price > 0)]
-            df = df.drop_duplicates()
-            df["invoice_date"] = pd.to_datetime(df.invoice_date, utc=True)
-            df["amount"] = df.quantity * df.price
-            as_of = pd.Timestamp(AS_OF)
-            g = df.groupby("customer_id").agg(last=("invoice_date", "max"), frequency=("invoice", "nunique"),
-                                               monetary=("amount", "sum"))
-            g["recency"] = (as_of - g["last"]).dt.total_seconds() / 86400
+            g = pandas_rfm(df)
             raw = g[["recency", "frequency", "monetary"]].to_numpy(dtype=float)
             q1, q3 = np.percentile(raw, [25, 75], axis=0)
             x = np.clip(raw, q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1))
@@ -406,16 +417,76 @@ class Bench:
             with self.conn.cursor().copy("COPY p0_py_labels FROM STDIN") as copy:
                 for cid, lab in zip(g.index.astype(int), labels):
                     copy.write_row((int(cid), int(lab)))
-            return len(g)
-        peer_t, n = self.timed_fn(peer, self.args.reps)
+            return g
+        peer_t, g = self.timed_fn(peer, self.args.reps)
+        ours_t, mem = self.run_job(self.job_sql(table, self.JOB_RFM), self.args.reps)
+        differ = self.differ_from_pandas("p0_rfm", g)
         ours_n = self.q("SELECT count(*) FROM p0_labels")[0][0]
-        self.pair("P0", "whole job: raw lines -> cleaned -> `rfm` -> `rfm_train` (k = 4) -> every customer labelled"
-                  " into a table vs psycopg COPY -> pandas cleaning and groupby -> numpy -> scikit-learn -> COPY back",
-                  ours_t, peer_t, 0.2, f"customers labelled: pg_rfm {ours_n:,}, Python {n:,}; pg_rfm session: "
-                  "work_mem 1GB, enable_hashagg off, parallel_setup_cost and parallel_tuple_cost 0")
+        self.pair("P0", "whole job at PostgreSQL's default settings: raw lines -> cleaned (filters; duplicate lines dropped"
+                  " by `rfm(ts, amount, order_id, line, as_of)`) -> `rfm_train` (k = 4) -> every customer labelled"
+                  " into a table vs psycopg COPY -> pandas cleaning (`drop_duplicates`) and groupby -> numpy ->"
+                  " scikit-learn -> COPY back", ours_t, peer_t, 0.2,
+                  f"customers labelled: pg_rfm {ours_n:,}, Python {len(g):,}; customers whose RFM differs from pandas':"
+                  f" {differ}; peak memory of all server processes {mem / 2**20:.0f} MiB")
+        self.job_memory[self.args.lines] = (ours_t, mem)
+        reps = min(3, self.args.reps)
+        t, mem = self.run_job(self.job_sql(table, self.JOB_RFM_DISTINCT), reps)
+        self.pair("P0d", "the same job cleaned by `SELECT DISTINCT` over the seven columns, then `rfm(ts, amount,"
+                  " order_id, as_of)` (the recipe before 0.7.0), default settings", t, peer_t, None,
+                  f"the DISTINCT spills to disk at work_mem 4MB; peak memory {mem / 2**20:.0f} MiB")
+        t, mem = self.run_job(self.job_sql(table, self.JOB_RFM_DISTINCT, self.TUNED), reps)
+        self.pair("P0t", "the `SELECT DISTINCT` job with a tuned session (the second column of earlier reports)", t, peer_t,
+                  None, f"session: work_mem 1GB, enable_hashagg off, parallel_setup_cost and parallel_tuple_cost 0;"
+                  f" peak memory {mem / 2**20:.0f} MiB")
+
+    def differ_from_pandas(self, table, g):
+        """Customers whose recency, frequency or monetary differ between a table of rfm
+        results and pandas' (monetary to 1e-9 relative)."""
+        self.conn.execute("DROP TABLE IF EXISTS py_rfm")
+        self.conn.execute("CREATE TABLE py_rfm (customer_id int, recency float8, frequency int8, monetary float8)")
+        with self.conn.cursor().copy("COPY py_rfm FROM STDIN") as copy:
+            for cid, r, f, m in zip(g.index.astype(int), g.recency, g.frequency, g.monetary):
+                copy.write_row((int(cid), float(r), int(f), float(m)))
+        return self.q(f"""SELECT count(*) FROM {table} a FULL JOIN py_rfm b USING (customer_id)
+                          WHERE a.frequency IS DISTINCT FROM b.frequency OR abs(a.recency - b.recency) > 1e-9
+                             OR NOT abs(a.monetary - b.monetary) <= 1e-9 * greatest(1, abs(b.monetary))""")[0][0]
+
+    # ------------------------------------------------------------------ R1 (Online Retail II shape)
+    def retail2(self):
+        """Lines shaped like the public Online Retail II data (1,067,371 lines, 5,942
+        customers, eight columns with descriptions, duplicates and cancellations): cleaning
+        and rfm per customer vs pandas on the DataFrame already in memory (file read excluded)."""
+        table = "retail2"
+        self.load_lines(table, 1_067_371, customers=5_942, description=True)
+        self.warm(table)
+        buf = bytearray()
+        with self.conn.cursor().copy(f"COPY {table} TO STDOUT") as copy:
+            for data in copy:
+                buf += data
+        import io
+        df = pd.read_csv(io.BytesIO(buf), sep="\t", header=None, na_values=["\\N"], keep_default_na=False,
+                         names=["invoice", "stock_code", "description", "quantity", "invoice_date", "price",
+                                "customer_id", "country"],
+                         dtype={"invoice": str, "stock_code": str, "description": str, "country": str})
+        df["invoice_date"] = pd.to_datetime(df.invoice_date, utc=True)
+        peer_t, g = self.timed_fn(lambda: pandas_rfm(df, parsed=True), self.args.reps)
+        ours_sql = self.JOB_RFM.format(as_of=AS_OF, table=table)
+        ours = self.timed_sql(f"SELECT count(*) FROM ({ours_sql}) s WHERE r IS NOT NULL")
+        self.conn.execute("DROP TABLE IF EXISTS r1_rfm")
+        self.conn.execute(f"CREATE TABLE r1_rfm AS SELECT customer_id, r.* FROM ({ours_sql}) s, LATERAL (SELECT (s.r).*) r")
+        differ = self.differ_from_pandas("r1_rfm", g)
+        self.pair("R1", "Online Retail II shape (1,067,371 lines, 8 columns with descriptions, duplicates, cancellations):"
+                  " cleaning and `rfm(ts, amount, order_id, line, as_of)` per customer vs pandas filters,"
+                  " `drop_duplicates` over the eight columns and groupby on the DataFrame in memory", ours, peer_t, 0.5,
+                  f"customers whose RFM differs from pandas': {differ}")
+        distinct = self.JOB_RFM_DISTINCT.format(as_of=AS_OF, table=table, columns="invoice, stock_code, description,"
+                                                " quantity, invoice_date, price, customer_id, country")
+        self.pair("R1d", "the same with `SELECT DISTINCT` over the eight columns, then `rfm(ts, amount, order_id, as_of)`",
+                  self.timed_sql(f"SELECT count(*) FROM ({distinct}) s WHERE r IS NOT NULL"), peer_t, None,
+                  "default settings")
 
     # ------------------------------------------------------------------ N1 (incremental RFM)
-    def nightly(self, table, lines, target):
+    def nightly(self, table, lines, target, row=True):
         """A nightly refresh with rfm_state: the states of every customer up to the last day of
         the data are stored and that day's lines put in a table of their own (untimed); timed:
         fold the day's lines into the states (INSERT ...
@@ -443,12 +514,15 @@ class Bench:
                 " WHERE r IS NOT NULL")
         self.warm(states)
         ours, differ = [], None
+        peak = 0
         for _ in range(self.args.reps if lines < 50_000_000 else 3):
             with self.conn.transaction() as tx:
-                t0 = time.perf_counter()
-                self.conn.execute(fold)
-                self.conn.execute(read).fetchall()
-                ours.append(time.perf_counter() - t0)
+                with PeakRss(self.conn) as mem:
+                    t0 = time.perf_counter()
+                    self.conn.execute(fold)
+                    self.conn.execute(read).fetchall()
+                    ours.append(time.perf_counter() - t0)
+                peak = max(peak, mem.peak)
                 # Equal results: the refreshed states against rfm over all the lines.
                 if len(ours) == 1:
                     differ = self.q(f"""
@@ -457,6 +531,9 @@ class Bench:
                                    FROM {table} WHERE customer_id IS NOT NULL GROUP BY customer_id) o USING (customer_id)
                         WHERE n.r IS DISTINCT FROM o.r""")[0][0]
                 raise psycopg.Rollback(tx)
+        self.refresh_memory[lines] = (ours, peak)
+        if not row:
+            return
         peer = self.timed_sql(f"SELECT count(*) FROM (SELECT customer_id, rfm(invoice_date, quantity * price, invoice, '{AS_OF}') r"
                               f" FROM {table} WHERE customer_id IS NOT NULL GROUP BY customer_id) s WHERE r IS NOT NULL",
                               self.args.reps if lines < 50_000_000 else 3)
@@ -475,8 +552,27 @@ class Bench:
             reps = 3 if lines >= 50_000_000 else self.args.reps
             t = self.timed_sql(f"SELECT count(*) FROM (SELECT customer_id, rfm(invoice_date, quantity * price, '{AS_OF}') r"
                                f" FROM {table} WHERE customer_id IS NOT NULL GROUP BY customer_id) s WHERE r IS NOT NULL", reps)
-            self.scaling.append(("P1a", f"{lines:,} lines", t))
+            self.scaling.append(("P1a", f"{lines:,} lines", t, None))
             log(f"scaling P1a {lines:,}: {statistics.median(t):.3f}s")
+
+    def scaling_job(self, sizes):
+        """The whole job (P0's SQL) and the nightly refresh (N1's) at each size, with the peak
+        memory of the server processes."""
+        for lines in sizes:
+            table = f"lines_{lines}"
+            self.load_lines(table, lines)
+            self.warm(table)
+            if lines not in self.job_memory:
+                reps = 1 if lines >= 50_000_000 else 3
+                self.job_memory[lines] = self.run_job(self.job_sql(table, self.JOB_RFM), reps)
+            t, mem = self.job_memory[lines]
+            self.scaling.append(("whole job (P0), default settings", f"{lines:,} lines", t, mem))
+            log(f"scaling job {lines:,}: {statistics.median(t):.3f}s, {mem / 2**20:.0f} MiB")
+            if lines not in self.refresh_memory:
+                self.nightly(table, lines, None, row=False)
+            t, mem = self.refresh_memory[lines]
+            self.scaling.append(("nightly refresh (N1), default settings", f"{lines:,} lines", t, mem))
+            log(f"scaling refresh {lines:,}: {statistics.median(t):.3f}s, {mem / 2**20:.0f} MiB")
 
     def scaling_p3(self, sizes):
         for n in sizes:
@@ -484,8 +580,67 @@ class Bench:
             self.make_customers(table, n)
             reps = 3 if n >= 5_000_000 else self.args.reps
             t = self.timed_sql(f"SELECT k FROM rfm_train('scale', '{table}', k => 4, n_init => 10)", reps)
-            self.scaling.append(("P3", f"{n:,} customers", t))
+            self.scaling.append(("P3", f"{n:,} customers", t, None))
             log(f"scaling P3 {n:,}: {statistics.median(t):.3f}s")
+
+
+def pandas_rfm(df, parsed=False):
+    """The notebook's cleaning and RFM per customer."""
+    df = df[df.customer_id.notna() & ~df.invoice.str.startswith("C") & (df.quantity > 0) & (df.price > 0)]
+    df = df.drop_duplicates()
+    if not parsed:
+        df = df.assign(invoice_date=pd.to_datetime(df.invoice_date, utc=True))
+    df = df.assign(amount=df.quantity * df.price)
+    g = df.groupby("customer_id").agg(last=("invoice_date", "max"), frequency=("invoice", "nunique"),
+                                       monetary=("amount", "sum"))
+    g["recency"] = (pd.Timestamp(AS_OF) - g["last"]).dt.total_seconds() / 86400
+    return g
+
+
+class PeakRss:
+    """Peak of the summed proportional set size (Pss) of every server process (the backend,
+    parallel workers, background processes), sampled every 20 ms while the block runs."""
+
+    def __init__(self, conn):
+        data = conn.execute("SHOW data_directory").fetchone()[0]
+        self.postmaster = int(open(f"{data}/postmaster.pid").readline())
+        self.peak = 0
+
+    def sample(self):
+        total = 0
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid != self.postmaster and int(d) != self.postmaster:
+                    continue
+                # Pss: shared buffers count once, split between the processes that map them.
+                with open(f"/proc/{d}/smaps_rollup") as f:
+                    for line in f:
+                        if line.startswith("Pss:"):
+                            total += int(line.split()[1]) * 1024
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
+
+    def __enter__(self):
+        import threading
+        self.stop = threading.Event()
+        self.peak = self.sample()
+
+        def run():
+            while not self.stop.wait(0.02):
+                self.peak = max(self.peak, self.sample())
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, self.sample())
 
 
 def vmhwm(pid):
@@ -528,8 +683,9 @@ def write_report(b, args, started, path):
     out.append(f"- {version}; pg_rfm {ext} (release build, LTO), commit `{commit}`{' (with uncommitted changes)' if dirty else ''}.")
     out.append(f"- Python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}, "
                f"scikit-learn {sklearn.__version__}, psycopg {psycopg.__version__}.")
-    out.append("- PostgreSQL settings that differ from the defaults (pgrx-config/postgresql.conf): "
-               + ", ".join(f"`{n} = {s}{u or ''}`" for n, s, u in settings) + ".\n")
+    out.append("- PostgreSQL runs with its default settings (work_mem 4MB, shared_buffers 128MB, two parallel"
+               " workers per gather), as a user has them; rows that tune their session say so. Settings that differ"
+               " from the defaults: " + (", ".join(f"`{n} = {s}{u or ''}`" for n, s, u in settings) or "none") + ".\n")
     out.append("| id | what | pg_rfm | peer | ratio | target | met | note |")
     out.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for pid, what, ours, peer, target, ratio, note in b.rows:
@@ -546,10 +702,10 @@ def write_report(b, args, started, path):
             out.append(f"- {name}: {value} (target {target})")
     if b.scaling:
         out.append("\n## Scaling (pg_rfm alone)\n")
-        out.append("| measurement | size | seconds, median (min-max) |")
-        out.append("| --- | --- | --- |")
-        for what, size, t in b.scaling:
-            out.append(f"| {what} | {size} | {fmt(t)} |")
+        out.append("| measurement | size | seconds, median (min-max) | peak memory of the server processes (Pss) |")
+        out.append("| --- | --- | --- | --- |")
+        for what, size, t, mem in b.scaling:
+            out.append(f"| {what} | {size} | {fmt(t)} | {'-' if mem is None else f'{mem / 2**20:.0f} MiB'} |")
     notes = ROOT / "bench" / "NOTES.md"
     if notes.exists():
         out.append("\n" + notes.read_text())
@@ -566,7 +722,7 @@ def main():
     ap.add_argument("--scaling-lines", default="1000000,10000000,100000000")
     ap.add_argument("--scaling-customers", default="100000,1000000,10000000")
     ap.add_argument("--nightly-big", type=int, default=1, help="0: no N2 row (the 100M-line nightly refresh)")
-    ap.add_argument("--only", default="", help="comma-separated subset: P0,P1,P2,P3,P3b,P4,P4b,P4c,P5,CLV,N,scaling")
+    ap.add_argument("--only", default="", help="comma-separated subset: P0,R1,P1,P2,P3,P3b,P4,P4b,P4c,P5,CLV,N,scaling")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -580,6 +736,8 @@ def main():
         b.p1_p2(lines_table)
     if want("P0"):
         b.p0(lines_table)
+    if want("R1"):
+        b.retail2()
     cust = f"customers_{args.p3_customers}"
     b.make_customers(cust, args.p3_customers)
     if want("P3"):
@@ -611,6 +769,7 @@ def main():
             b.load_lines(f"lines_{big}", big)
             b.nightly(f"lines_{big}", big, 0.05)
     if want("scaling"):
+        b.scaling_job([int(x) for x in args.scaling_lines.split(",") if x])
         b.scaling_p1a([int(x) for x in args.scaling_lines.split(",") if x])
         b.scaling_p3([int(x) for x in args.scaling_customers.split(",") if x])
     write_report(b, args, started, pathlib.Path(args.out))

@@ -5,10 +5,11 @@
 #   bench/run.sh                  # default scale: 10M invoice lines, 1M customers, scaling to 100M lines (~25 min)
 #   bench/run.sh --quick          # 1M lines, 100k customers, 3 repetitions (a few minutes)
 #   bench/run.sh --lines 100000000  # every pair at 100M lines
-#   bench/run.sh --only P1,P2     # a subset (P0 P1 P2 P3 P3b P4 P4b P4c P5 CLV scaling)
+#   bench/run.sh --only P1,P2     # a subset (P0 R1 P1 P2 P3 P3b P4 P4b P4c P5 CLV N scaling)
 #
 # Installs numpy, pandas, scikit-learn and psycopg into target/pyenv (once), builds the
-# release extension, starts a throwaway PostgreSQL 15 cluster and stops it at the end.
+# release extension, starts a throwaway PostgreSQL 15 cluster with PostgreSQL's default
+# settings and stops it at the end.
 source "$(dirname "$0")/../scripts/lib.sh"
 
 args=()
@@ -28,7 +29,9 @@ ensure_deps
 install_extension
 build_generator
 ensure_pyenv numpy pandas scikit-learn lifetimes 'psycopg[binary]'
-start_cluster
+# PostgreSQL's default settings (work_mem 4MB, shared_buffers 128MB), as a user has them;
+# rows that tune a session say so.
+start_cluster --defaults
 trap stop_cluster EXIT
 # Older OpenBLAS builds need OPENBLAS_CORETYPE on some CPUs; a current numpy runs slower
 # with it, so the peer runs without it (the setting is only for this command).

@@ -257,13 +257,19 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Starts a throwaway cluster in a new temp dir. Sets CLUSTER_DIR, PGHOST, PGPORT, PGUSER.
+# start_cluster [--defaults]: a throwaway cluster in a new temp dir, with the settings of
+# pgrx-config/postgresql.conf or with PostgreSQL's defaults. Sets CLUSTER_DIR, PGHOST,
+# PGPORT, PGUSER.
 start_cluster() {
     CLUSTER_DIR=$(mktemp -d /tmp/pg_rfm.XXXXXX)
     chmod 755 "$CLUSTER_DIR"
     [ "$(id -u)" = 0 ] && chown postgres: "$CLUSTER_DIR"
     as_pg "$PGBIN/initdb" -D "$CLUSTER_DIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >/dev/null
-    if [ -f "$("$PG_CONFIG" --pkglibdir)/pg_cron.so" ]; then
+    if [ "${1:-}" = --defaults ]; then
+        # PostgreSQL's own settings (benchmarks): only messages and the log line differ.
+        grep -E '^(lc_messages|log_line_prefix|log_min_messages) ' "$ROOT/pgrx-config/postgresql.conf" \
+            >>"$CLUSTER_DIR/data/postgresql.conf"
+    elif [ -f "$("$PG_CONFIG" --pkglibdir)/pg_cron.so" ]; then
         cat "$ROOT/pgrx-config/postgresql.conf" >>"$CLUSTER_DIR/data/postgresql.conf"
     else
         # pg_cron comes from Debian's package for 15 only; the other versions run without it.
