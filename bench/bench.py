@@ -355,6 +355,15 @@ class Bench:
         peer_t, _ = self.timed_fn(peer_clv, peer_reps)
         self.pair("C3", f"`rfm_clv_value` (12 months) of every one of {customers:,} customers vs psycopg fetch + lifetimes"
                   " `customer_lifetime_value`", ours, peer_t, 0.05)
+        # C4: the model value read in the plain per-row form against the materialized CTE.
+        plain = self.timed_sql("SELECT count(*) FROM clv_summary_bench WHERE rfm_clv_value(rfm_clv_model_of('clv_bench'),"
+                               " frequency, recency, t, monetary) IS NOT NULL", reps)
+        cte = self.timed_sql("WITH m AS MATERIALIZED (SELECT rfm_clv_model_of('clv_bench') AS m)"
+                             " SELECT count(*) FROM clv_summary_bench, m WHERE rfm_clv_value(m.m, frequency, recency, t, monetary)"
+                             " IS NOT NULL", reps)
+        self.pair("C4", f"`rfm_clv_value(rfm_clv_model_of('m'), ...)` per row (no CTE) over {customers:,} customers vs the same"
+                  " with `WITH m AS MATERIALIZED (SELECT rfm_clv_model_of('m'))`", plain, cte, 1.10,
+                  "the model value is read once per statement at the call site, so the plain form needs no CTE")
 
     # ------------------------------------------------------------------ P0
     # The whole job in SQL. The cleaning of the recipe in docs/production.md: filters, and

@@ -1,9 +1,52 @@
 # Shared shell functions for scripts/demo.sh, scripts/test.sh and bench/. Source, don't run.
 # Idempotent: every step checks before it installs or builds.
 
-set -euo pipefail
-
+set -eEuo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# ---------------------------------------------------------------------------- failures
+# No step fails silently: any command that fails (set -e) prints which command, where
+# (script, line, function and who called it) and what to do (the hint of the step that was
+# running, set with step_hint), then the script exits with that command's status. The ERR
+# trap is inherited by functions, command substitutions and subshells (set -E); a failure is
+# reported once, by the innermost shell that saw it.
+# Colors only on a terminal (CI and logs get plain text).
+if [ -t 2 ]; then RFM_BOLD=$'\033[1m' RFM_RED=$'\033[1;31m' RFM_OFF=$'\033[0m'; else RFM_BOLD= RFM_RED= RFM_OFF=; fi
+RFM_HINT=
+RFM_ERR_MARK=${TMPDIR:-/tmp}/pg_rfm_err.$$
+step_hint() { RFM_HINT=$*; }
+on_error() {
+    local status=$1 command=$2 i where=""
+    shift 2
+    # A wrapper's "$@" (as_root, as_pg) is shown as the command it ran.
+    command=${command//'"$@"'/$*}
+    # The trap runs whatever errexit says; where a script turned it off (set +e) to read a
+    # status itself, or in a command substitution (which does not inherit it), the caller decides.
+    case $- in *e*) ;; *) return 0 ;; esac
+    [ -e "$RFM_ERR_MARK" ] && { [ "$BASH_SUBSHELL" = 0 ] && rm -f "$RFM_ERR_MARK"; exit "$status"; }
+    for ((i = 1; i < ${#BASH_SOURCE[@]}; i++)); do
+        case ${FUNCNAME[$i]:-} in as_root | as_pg) continue ;; esac
+        where+="${where:+ <- }${BASH_SOURCE[$i]#"$ROOT"/}:${BASH_LINENO[$((i - 1))]}"
+        [ "${FUNCNAME[$i]:-main}" = main ] || where+=" (${FUNCNAME[$i]})"
+    done
+    {
+        printf '\n%sFAILED%s (exit status %s): %s\n' "$RFM_RED" "$RFM_OFF" "$status" "$command"
+        printf '  at: %s\n' "$where"
+        printf '  what to do: %s\n' "${RFM_HINT:-read the messages above; rerun with 'bash -x $0' to see every command}"
+    } >&2
+    [ "$BASH_SUBSHELL" = 0 ] || : >"$RFM_ERR_MARK"
+    exit "$status"
+}
+trap 'on_error $? "$BASH_COMMAND" "$@"' ERR
+# fail MESSAGE: a failure found by a check rather than by a command's status.
+fail() {
+    printf '\n%sFAILED%s: %s\n  at: %s:%s (%s)\n  what to do: %s\n' "$RFM_RED" "$RFM_OFF" "$1" \
+        "${BASH_SOURCE[1]#"$ROOT"/}" "${BASH_LINENO[0]}" "${FUNCNAME[1]:-main}" \
+        "${2:-${RFM_HINT:-read the messages above}}" >&2
+    [ "$BASH_SUBSHELL" = 0 ] || : >"$RFM_ERR_MARK"
+    exit 1
+}
+
 # The system PostgreSQL 15 (Debian's packages) is the default; use_pg switches to another.
 PG_MAJOR=15
 PG15_CONFIG=${PG_CONFIG:-$(head -n1 "$ROOT/pgrx-config/pg_config")}
@@ -19,9 +62,17 @@ if [ "$(id -u)" = 0 ]; then
 else
     PG_CACHE=${RFM_PG_CACHE:-$HOME/.cache/pg_rfm}
 fi
-export PATH="$HOME/.cargo/bin:$PATH"
+case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) export PATH="$HOME/.cargo/bin:$PATH" ;; esac
+# Nothing from an earlier session's environment: libpq settings would send psql, pg_regress
+# and the tests to another server or database (start_cluster sets PGHOST, PGPORT, PGUSER), a
+# CARGO_TARGET_DIR would put the build where these scripts do not look, and RUST_BACKTRACE
+# in a server's environment puts backtraces into error DETAILs.
+unset PGDATABASE PGSERVICE PGSERVICEFILE PGOPTIONS PGPASSWORD PGPASSFILE PGHOSTADDR PGSSLMODE \
+      PGCONNECT_TIMEOUT PGAPPNAME PGDATA PGTZ PGDATESTYLE PGCLIENTENCODING PGTARGETSESSIONATTRS
+export CARGO_TARGET_DIR="$ROOT/target"
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# log MESSAGE: a new step starts (and the previous step's hint no longer applies).
+log() { RFM_HINT=; printf '%s==> %s%s\n' "$RFM_BOLD" "$*" "$RFM_OFF" >&2; }
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -41,6 +92,7 @@ ensure_debs() {
     done
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing Debian packages$what: ${missing[*]}"
+        step_hint "apt-get could not install ${missing[*]}: check that this machine reaches a Debian mirror ('apt-get update' by hand shows why), then rerun"
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
@@ -50,26 +102,38 @@ ensure_deps() {
     ensure_debs "" postgresql-15 postgresql-server-dev-15 libclang-dev sudo postgresql-15-cron chromium
     if ! cargo pgrx --version 2>/dev/null | grep -q '0\.18\.1'; then
         log "installing cargo-pgrx 0.18.1 (about 6 minutes, once)"
+        step_hint "cargo could not install cargo-pgrx 0.18.1: check access to crates.io and the compiler error above; 'cargo install cargo-pgrx --version 0.18.1 --locked' by hand reproduces it"
         cargo install cargo-pgrx --version 0.18.1 --locked
     fi
     pgrx_init 15 "$PG_CONFIG"
 }
 
 # Makes pgrx know PostgreSQL $1 at pg_config $2 (pgrx builds only for the versions in its
-# config.toml); `cargo pgrx init` rewrites the file, so it gets every version known.
+# config.toml); `cargo pgrx init` rewrites the file, so it gets every version it already
+# knows and still finds. Works from nothing: no PGRX_HOME directory, an empty one, or a
+# config.toml without configs (which `cargo pgrx init` itself refuses to read).
 pgrx_init() {
-    local config="${PGRX_HOME:-$HOME/.pgrx}/config.toml" args=() v path
+    local home=${PGRX_HOME:-$HOME/.pgrx} args=() v path
+    local config="$home/config.toml"
     grep -qs "^pg$1 = \"$2\"" "$config" && return 0
     for v in "${PG_VERSIONS[@]}"; do
+        path=
         if [ "$v" = "$1" ]; then
             path=$2
-        else
-            path=$(sed -nE "s/^pg$v = \"(.*)\"$/\1/p" "$config" 2>/dev/null)
+        elif [ -f "$config" ]; then
+            path=$(sed -nE "s/^pg$v = \"(.*)\"$/\1/p" "$config")
         fi
-        [ -n "$path" ] && [ -x "$path" ] && args+=("--pg$v=$path")
+        if [ -n "$path" ] && [ -x "$path" ]; then args+=("--pg$v=$path"); fi
     done
-    log "pointing pgrx at ${args[*]}"
+    if [ -f "$config" ] && ! grep -qs '^\[configs\]' "$config"; then
+        log "moving aside $config: it has no [configs] table, so cargo pgrx init cannot read it"
+        mv "$config" "$config.unreadable.$(date +%s)"
+    fi
+    mkdir -p "$home"
+    log "pointing pgrx at ${args[*]} (${config})"
+    step_hint "run 'cargo pgrx init ${args[*]}' by hand to see its error; PGRX_HOME=$home"
     cargo pgrx init "${args[@]}" >/dev/null
+    grep -qs "^pg$1 = \"$2\"" "$config" || fail "cargo pgrx init did not record pg$1 = \"$2\" in $config"
 }
 
 # PostgreSQL 17 or 18, built from the upstream source in Debian's source package (trixie
@@ -86,7 +150,7 @@ ensure_pg() {
     case "$v" in
         17) suite=trixie ;;
         18) suite=sid ;;
-        *) echo "PostgreSQL $v: not supported here (15 from Debian's packages; 17 and 18 from source)" >&2; exit 1 ;;
+        *) fail "PostgreSQL $v: not supported here" "use 15 (Debian's packages), 17 or 18 (built from Debian's source packages)" ;;
     esac
     ensure_debs " to build PostgreSQL $v" build-essential bison flex libreadline-dev zlib1g-dev libicu-dev pkg-config
     local work="$PG_CACHE/build-$v"
@@ -117,18 +181,19 @@ ensure_pg() {
             log "PostgreSQL $v: $index is not on the mirror; using $v.$minor-$rev (checked against its .dsc)"
             as_root curl -fsS -m 600 -o "$work/${sum#* }" "$base/${sum#* }"
             (cd "$work" && echo "${sum% *}  ${sum#* }" | sha256sum --check --quiet --strict) \
-                || { echo "PostgreSQL $v: checksum mismatch for ${sum#* }" >&2; exit 1; }
+                || fail "PostgreSQL $v: checksum mismatch for ${sum#* }" "the download was damaged or the mirror is inconsistent: rerun later"
             orig="$work/${sum#* }"
             break
         done
     fi
-    [ -n "$orig" ] || { echo "PostgreSQL $v: the source package could not be downloaded" >&2; exit 1; }
+    [ -n "$orig" ] || fail "PostgreSQL $v: the source package could not be downloaded" \
+        "check that deb.debian.org is reachable ('apt-get source --download-only postgresql-$v' with the sources list in $work); or build PostgreSQL $v into $prefix yourself"
     as_root tar -xf "$orig" -C "$work"
     log "PostgreSQL $v: building $(basename "$orig" | sed -E 's/_(.*)\.orig.*/ \1/') into $prefix (about 3 minutes)"
     as_root bash -c "cd '$work'/postgresql-$v.*/ && ./configure --prefix='$prefix' >'$work/configure.log' 2>&1 \
         && make -s -j$(nproc) >'$work/make.log' 2>&1 && make -s install >>'$work/make.log' 2>&1 \
         && make -s -C src/test/isolation install >>'$work/make.log' 2>&1" \
-        || { tail -n 30 "$work"/*.log >&2; echo "PostgreSQL $v: build failed (logs in $work)" >&2; exit 1; }
+        || { tail -n 30 "$work"/*.log >&2; fail "PostgreSQL $v: build failed" "the logs are in $work (configure.log, make.log)"; }
     as_root rm -rf "$work"
 }
 
@@ -154,8 +219,9 @@ install_extension() {
     local profile=(--release)
     [ "${RFM_BUILD:-release}" = debug ] && profile=()
     log "building and installing pg_rfm (${RFM_BUILD:-release}) for PostgreSQL $PG_MAJOR"
-    (cd "$ROOT" && as_root env "PATH=$PATH" "HOME=$HOME" cargo pgrx install "${profile[@]}" $(pgrx_features) --pg-config "$PG_CONFIG" 2>&1 \
-        | grep -vE '^\s+(Compiling|Checking)' >&2)
+    step_hint "the build or 'cargo pgrx install' failed (its messages are above): 'cargo pgrx install --release $(pgrx_features) --pg-config $PG_CONFIG' by hand reproduces it"
+    (cd "$ROOT" && as_root env "PATH=$PATH" "HOME=$HOME" cargo pgrx install "${profile[@]}" $(pgrx_features) --pg-config "$PG_CONFIG" \
+        > >(grep -vE '^\s+(Compiling|Checking)' >&2 || true) 2>&1)
     add_version_scripts "$("$PG_CONFIG" --sharedir)/extension"
 }
 
@@ -168,7 +234,7 @@ pgrx_features() {
 # the upgrade scripts sql/pg_rfm--A--B.sql) with earlier versions' install scripts. A
 # released version's install script is frozen in sql/: the code must still generate it.
 add_version_scripts() {
-    check_frozen_install_script "$1" || exit 1
+    check_frozen_install_script "$1" || fail "a released install script would change" "give the change a new version (Cargo.toml) and an upgrade script"
     as_root cp "$ROOT"/sql/pg_rfm--*.sql "$1/"
 }
 
@@ -235,6 +301,7 @@ check_released_scripts_catches() {
 }
 
 build_generator() {
+    step_hint "building the data generator (tools/rfm-gen) failed: 'cargo build --release -p rfm-gen' by hand shows why"
     (cd "$ROOT" && cargo build --release -q -p rfm-gen)
     RFM_GEN="$ROOT/target/release/rfm-gen"
 }
@@ -242,13 +309,20 @@ build_generator() {
 # A Python virtualenv in target/pyenv with the given PyPI packages (installed once).
 ensure_pyenv() {
     PYENV="$ROOT/target/pyenv"
-    [ -x "$PYENV/bin/python" ] || python3 -m venv "$PYENV"
+    if [ ! -x "$PYENV/bin/python" ]; then
+        # Debian's python3 has venv in a package of its own.
+        python3 -c 'import ensurepip, venv' 2>/dev/null || ensure_debs " for Python virtualenvs" python3-venv
+        step_hint "could not create the virtualenv $PYENV: 'python3 -m venv $PYENV' by hand shows why"
+        rm -rf "$PYENV"
+        python3 -m venv "$PYENV"
+    fi
     local missing=()
     for p in "$@"; do
         "$PYENV/bin/pip" show -q "${p%%[*}" >/dev/null 2>&1 || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing into $PYENV: ${missing[*]}"
+        step_hint "pip could not install ${missing[*]}: check access to PyPI; '$PYENV/bin/pip install ${missing[*]}' by hand shows why"
         "$PYENV/bin/pip" install -q --disable-pip-version-check "${missing[@]}"
     fi
 }
@@ -262,6 +336,7 @@ free_port() {
 # PGPORT, PGUSER.
 start_cluster() {
     CLUSTER_DIR=$(mktemp -d /tmp/pg_rfm.XXXXXX)
+    step_hint "could not start a PostgreSQL $PG_MAJOR cluster in $CLUSTER_DIR: its log is $CLUSTER_DIR/server.log (if it got that far)"
     chmod 755 "$CLUSTER_DIR"
     [ "$(id -u)" = 0 ] && chown postgres: "$CLUSTER_DIR"
     as_pg "$PGBIN/initdb" -D "$CLUSTER_DIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >/dev/null
@@ -316,13 +391,14 @@ ensure_citus() {
         libxslt1-dev libpam0g-dev libreadline-dev zlib1g-dev autoconf flex bison make gcc
     local build="$ROOT/target/citus"
     log "building Citus $CITUS_VERSION from the vendored source (about 2 minutes, once)"
+    step_hint "the Citus build failed: its logs are in $build"
     rm -rf "$build" && mkdir -p "$build"
     tar -xJf "$tarball" -C "$build"
     (cd "$build/citus-$CITUS_VERSION" && patch -s -p1 <"$vendor/citus-$CITUS_VERSION-pg15.20-headers.patch" \
         && ./configure -q PG_CONFIG="$PG_CONFIG" >"$build/configure.log" 2>&1 \
         && make -s -j2 >"$build/make.log" 2>&1 \
         && as_root make -s install >"$build/install.log" 2>&1) \
-        || { echo "Citus build failed; logs in $build" >&2; tail -20 "$build"/*.log >&2; return 1; }
+        || { tail -20 "$build"/*.log >&2; fail "Citus build failed" "its logs are in $build"; }
 }
 
 # Starts a Citus cluster of its own: a coordinator and two workers on 127.0.0.1, database

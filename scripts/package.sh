@@ -37,8 +37,9 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
 log "packaging pg_rfm $version for PostgreSQL $PG_MAJOR ($PG_CONFIG)"
-(cd "$ROOT" && cargo pgrx package $(pgrx_features) --pg-config "$PG_CONFIG" --out-dir "$stage/pgrx" 2>&1 \
-    | grep -vE '^\s+(Compiling|Checking)' >&2)
+step_hint "'cargo pgrx package $(pgrx_features) --pg-config $PG_CONFIG' failed (its messages are above); run it by hand to reproduce"
+(cd "$ROOT" && cargo pgrx package $(pgrx_features) --pg-config "$PG_CONFIG" --out-dir "$stage/pgrx" \
+    > >(grep -vE '^\s+(Compiling|Checking)' >&2 || true) 2>&1)
 lib="$stage/pgrx$("$PG_CONFIG" --pkglibdir)/pg_rfm.so"
 ext="$stage/pgrx$("$PG_CONFIG" --sharedir)/extension"
 [ -f "$lib" ] && [ -f "$ext/pg_rfm.control" ] && [ -f "$ext/pg_rfm--$version.sql" ] \

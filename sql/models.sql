@@ -316,14 +316,22 @@ COMMENT ON OPERATOR >= (rfm_model, rfm_model) IS 'Order of rfm_model values by t
 COMMENT ON OPERATOR CLASS rfm_model_ops USING btree IS 'Default btree order of rfm_model values (by encoding): DISTINCT, GROUP BY, ORDER BY and sorted plans on model values.';
 COMMENT ON OPERATOR FAMILY rfm_model_ops USING btree IS 'Default btree order of rfm_model values (by encoding).';
 
+CREATE FUNCTION rfm_model_of(model text) RETURNS rfm_model
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_of';
+CREATE FUNCTION rfm_model_of(model text, version int) RETURNS rfm_model
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model_of';
 CREATE FUNCTION rfm_model(model text) RETURNS rfm_model
     LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model';
 CREATE FUNCTION rfm_model(model text, version int) RETURNS rfm_model
     LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_model';
-COMMENT ON FUNCTION rfm_model(text) IS
-'The active version of model as an rfm_model value, read once per statement. Use it where the model tables cannot be read, for example with Citus: WITH m AS MATERIALIZED (SELECT rfm_model(''name''::text) AS m) SELECT rfm_segment(m.m, recency, frequency, monetary) FROM customers, m. Give a literal name a type (''name''::text, or model => ''name''): rfm_model(''name'') with a bare literal is a cast to the type rfm_model. Unknown model: ERROR 42704; on a Citus worker: ERROR 0A000.';
-COMMENT ON FUNCTION rfm_model(text, int) IS
+COMMENT ON FUNCTION rfm_model_of(text) IS
+'The active version of model as an rfm_model value, read once per statement at each call site: rfm_segment(rfm_model_of(''shop''), recency, frequency, monetary). Use it where the model tables cannot be read, for example with Citus: WITH m AS MATERIALIZED (SELECT rfm_model_of(''name'') AS m) SELECT rfm_segment(m.m, recency, frequency, monetary) FROM customers, m. Unknown model: ERROR 42704; on a Citus worker: ERROR 0A000.';
+COMMENT ON FUNCTION rfm_model_of(text, int) IS
 'Version version of model (active or not) as an rfm_model value. Unknown version: ERROR 42704.';
+COMMENT ON FUNCTION rfm_model(text) IS
+'rfm_model_of(model), under the type''s name (kept from 0.4.0). A bare literal rfm_model(''name'') is read by PostgreSQL as a cast to the type rfm_model, so this form needs a typed name (''name''::text); write rfm_model_of(''name'').';
+COMMENT ON FUNCTION rfm_model(text, int) IS
+'rfm_model_of(model, version), under the type''s name (kept from 0.4.0).';
 
 CREATE FUNCTION rfm_segment(m rfm_model, recency float8, frequency float8, monetary float8) RETURNS text
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_segment_value';

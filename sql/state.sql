@@ -14,7 +14,7 @@ CREATE TYPE rfm_state (
     INPUT = rfm_state_in, OUTPUT = rfm_state_out, RECEIVE = rfm_state_recv, SEND = rfm_state_send,
     INTERNALLENGTH = VARIABLE, STORAGE = extended
 );
-COMMENT ON TYPE rfm_state IS 'One customer''s rows folded for RFM without an as_of: counts, the compensated sum of the amounts, first and last purchase, latest row and (order_id form) the distinct order ids. Made by the aggregate rfm_state, folded by rfm_merge, read by rfm_summary(state, as_of). Stored compactly and machine-independently; the text form is its bytes in hexadecimal.';
+COMMENT ON TYPE rfm_state IS 'One customer''s rows folded for RFM without an as_of: counts, the compensated sum of the amounts, first and last purchase, latest row, (order_id form) the distinct order ids and (line form) a key of each distinct line. Made by the aggregate rfm_state, folded by rfm_merge, read by rfm_summary(state, as_of). Stored compactly and machine-independently; the text form is its bytes in hexadecimal.';
 COMMENT ON FUNCTION rfm_state_in(cstring) IS 'Input function of rfm_state: hexadecimal bytes (ERROR 22P02 when not hexadecimal, XX001 when the bytes are not a consistent state).';
 COMMENT ON FUNCTION rfm_state_out(rfm_state) IS 'Output function of rfm_state: the stored bytes in hexadecimal.';
 COMMENT ON FUNCTION rfm_state_recv(internal) IS 'Binary input function of rfm_state: the stored bytes, checked (XX001 when inconsistent).';
@@ -24,6 +24,8 @@ CREATE FUNCTION rfm_state_trans(internal, timestamptz, float8) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_state_trans';
 CREATE FUNCTION rfm_state_lines_trans(internal, timestamptz, float8, text) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_state_lines_trans';
+CREATE FUNCTION rfm_state_unique_lines_trans(internal, timestamptz, float8, text, text) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_state_unique_lines_trans';
 CREATE FUNCTION rfm_merge_trans(internal, rfm_state) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_merge_trans';
 CREATE FUNCTION rfm_state_combine(internal, internal) RETURNS internal
@@ -47,6 +49,12 @@ CREATE AGGREGATE rfm_state(order_ts timestamptz, amount float8, order_id text) (
     COMBINEFUNC = rfm_state_combine, SERIALFUNC = rfm_state_serial, DESERIALFUNC = rfm_state_deserial,
     PARALLEL = SAFE
 );
+CREATE AGGREGATE rfm_state(order_ts timestamptz, amount float8, order_id text, line text) (
+    SFUNC = rfm_state_unique_lines_trans, STYPE = internal, SSPACE = 2048,
+    FINALFUNC = rfm_state_final,
+    COMBINEFUNC = rfm_state_combine, SERIALFUNC = rfm_state_serial, DESERIALFUNC = rfm_state_deserial,
+    PARALLEL = SAFE
+);
 CREATE AGGREGATE rfm_merge(rfm_state) (
     SFUNC = rfm_merge_trans, STYPE = internal, SSPACE = 512,
     FINALFUNC = rfm_state_final,
@@ -60,11 +68,13 @@ CREATE FUNCTION rfm_summary(s rfm_state, as_of timestamptz) RETURNS rfm_summary
 
 COMMENT ON AGGREGATE rfm_state(timestamptz, float8) IS 'The storable RFM state of a group''s rows, one order per row (as rfm(order_ts, amount, as_of)); no as_of: give it to rfm_summary. Returns are negative amounts. NULL for a group without rows.';
 COMMENT ON AGGREGATE rfm_state(timestamptz, float8, text) IS 'The storable RFM state of a group''s order lines, keeping the distinct order ids of purchase lines (as rfm(order_ts, amount, order_id, as_of)), so that an order split across days or batches counts once when states are folded.';
-COMMENT ON AGGREGATE rfm_merge(rfm_state) IS 'Folds the rfm_state values of a group into one: the same state as one rfm_state over all their rows, in any grouping and order. Both forms must match (ERROR 22023 otherwise).';
+COMMENT ON AGGREGATE rfm_state(timestamptz, float8, text, text) IS 'The storable RFM state of a group''s raw order lines counting each distinct line once (as rfm(order_ts, amount, order_id, line, as_of)): it keeps the distinct order ids and a 24-byte key of every distinct line (order_id, order_ts, amount, line), so that a line that arrives twice, in one batch or in two, or a batch folded twice, counts once when states are folded. The state grows with the customer''s distinct lines.';
+COMMENT ON AGGREGATE rfm_merge(rfm_state) IS 'Folds the rfm_state values of a group into one: the same state as one rfm_state over all their rows, in any grouping and order. All must be of one form (ERROR 22023 otherwise).';
 COMMENT ON FUNCTION rfm_merge(rfm_state, rfm_state) IS 'Folds two rfm_state values into one (a NULL side gives the other), for INSERT ... ON CONFLICT DO UPDATE SET s = rfm_merge(states.s, excluded.s).';
 COMMENT ON FUNCTION rfm_summary(rfm_state, timestamptz) IS 'The rfm_summary of a state at as_of: exactly what rfm over the folded rows returns with that as_of. ERROR 22023 when the state holds a row later than as_of, XX001 for a damaged state.';
 COMMENT ON FUNCTION rfm_state_trans(internal, timestamptz, float8) IS 'Transition function of rfm_state(order_ts, amount).';
 COMMENT ON FUNCTION rfm_state_lines_trans(internal, timestamptz, float8, text) IS 'Transition function of rfm_state(order_ts, amount, order_id).';
+COMMENT ON FUNCTION rfm_state_unique_lines_trans(internal, timestamptz, float8, text, text) IS 'Transition function of rfm_state(order_ts, amount, order_id, line).';
 COMMENT ON FUNCTION rfm_merge_trans(internal, rfm_state) IS 'Transition function of the rfm_merge aggregate.';
 COMMENT ON FUNCTION rfm_state_combine(internal, internal) IS 'Combine function of rfm_state and rfm_merge (parallel aggregation).';
 COMMENT ON FUNCTION rfm_state_serial(internal) IS 'Serial function of rfm_state and rfm_merge (parallel aggregation).';

@@ -417,10 +417,32 @@ pub struct RfmUniqueLines {
 
 /// A line's 128-bit key (two halves, to keep 8-byte alignment: 24 bytes a line) and amount.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct LineKey {
-    hi: u64,
-    lo: u64,
-    amount: f64,
+pub(super) struct LineKey {
+    pub(super) hi: u64,
+    pub(super) lo: u64,
+    pub(super) amount: f64,
+}
+
+impl LineKey {
+    /// The key of one line; the amount is kept with -0.0 as 0.0.
+    #[inline]
+    pub(super) fn new(ts: i64, amount: f64, order_id: &[u8], line: Option<&[u8]>) -> LineKey {
+        let k = line_key(ts, amount, order_id, line);
+        LineKey { hi: (k >> 64) as u64, lo: k as u64, amount: amount + 0.0 }
+    }
+}
+
+/// Sorts line keys, drops repeated ones and returns (distinct lines, purchase lines, the
+/// amounts summed in key order): the same numbers whatever order the lines came in.
+pub(super) fn compact_lines(keys: &mut Vec<LineKey>) -> (u64, u64, Sum) {
+    // Stable sort: it merges the sorted runs that combined states bring.
+    keys.sort_by_key(|k| (k.hi, k.lo));
+    keys.dedup_by_key(|k| (k.hi, k.lo));
+    let mut monetary = Sum::default();
+    for k in keys.iter() {
+        monetary.add(k.amount);
+    }
+    (keys.len() as u64, keys.iter().filter(|k| k.amount >= 0.0).count() as u64, monetary)
 }
 
 /// The 128-bit key of one line. Lengths are written, so that no two different
@@ -454,24 +476,15 @@ impl RfmUniqueLines {
     #[inline]
     pub fn update(&mut self, ts: i64, amount: f64, order_id: &[u8], line: Option<&[u8]>, as_of: i64) -> Result<(), CoreError> {
         self.lines.update(ts, amount, order_id, as_of)?;
-        let k = line_key(ts, amount, order_id, line);
-        self.keys.push(LineKey { hi: (k >> 64) as u64, lo: k as u64, amount: amount + 0.0 });
+        self.keys.push(LineKey::new(ts, amount, order_id, line));
         Ok(())
     }
 
     /// Sorts the keys, drops repeated ones and recounts rows, purchases and monetary from
     /// the distinct lines, summed in key order. The state means the same before and after.
     pub fn compact(&mut self) {
-        // Stable sort: it merges the sorted runs that combined partial states bring.
-        self.keys.sort_by_key(|k| (k.hi, k.lo));
-        self.keys.dedup_by_key(|k| (k.hi, k.lo));
         let core = &mut self.lines.core;
-        core.rows = self.keys.len() as u64;
-        core.purchases = self.keys.iter().filter(|k| k.amount >= 0.0).count() as u64;
-        core.monetary = Sum::default();
-        for k in &self.keys {
-            core.monetary.add(k.amount);
-        }
+        (core.rows, core.purchases, core.monetary) = compact_lines(&mut self.keys);
     }
 
     pub fn finalize(&mut self) -> Option<RfmSummary> {

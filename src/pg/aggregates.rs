@@ -44,6 +44,7 @@ pub(super) fn combine<T: Partial>(call: &Call<'_>) -> Datum {
     match (a, b) {
         (Some(a), Some(b)) => {
             a.merge(b).or_raise(call.name);
+            super::heap::check(call.name);
             state_datum(a)
         }
         (Some(a), None) => state_datum(a),
@@ -139,6 +140,7 @@ pg_v1! {
         if let (Some(ts), Some(amount), Some(id)) = (call.i64(1), call.f64(2), call.bytes(3)) {
             state.update(ts, amount, id, as_of).or_raise(call.name);
         }
+        super::heap::check(call.name);
         state_datum(state)
     }
 
@@ -155,6 +157,7 @@ pg_v1! {
         if let (Some(ts), Some(amount), Some(id)) = (call.i64(1), call.f64(2), call.bytes(3)) {
             state.update(ts, amount, id, call.bytes(4), as_of).or_raise(call.name);
         }
+        super::heap::check(call.name);
         state_datum(state)
     }
 
@@ -182,6 +185,7 @@ pg_v1! {
                     None => call.new_state(IqrState::default()),
                 };
                 state.update(x, k).or_raise(call.name);
+                super::heap::check(call.name);
                 state_datum(state)
             }
             (Some(state), None) => state_datum(state),
@@ -233,6 +237,7 @@ pg_v1! {
             None => call.new_state(BreaksState::default()),
         };
         state.update(r, f, m, n).or_raise(call.name);
+        super::heap::check(call.name);
         state_datum(state)
     }
 

@@ -371,6 +371,32 @@ pub unsafe fn varlena_bytes<'a>(d: Datum) -> &'a [u8] {
     }
 }
 
+/// The whole of a varlena datum (header included), for keeping a formed value beyond the
+/// call; `varlena_datum` gives a copy of it back.
+///
+/// # Safety
+/// `d` must be a non-null, in-line, uncompressed varlena with a 4-byte header (a freshly
+/// formed composite or array datum), valid for the call.
+pub unsafe fn varlena_copy(d: Datum) -> Vec<u8> {
+    // SAFETY: as the caller promises; VARSIZE covers the header and the data.
+    unsafe {
+        let p = d.cast_mut_ptr::<u8>();
+        let len = pgrx::varlena::varsize_4b(p as *const pg_sys::varlena);
+        std::slice::from_raw_parts(p, len).to_vec()
+    }
+}
+
+/// A palloc'd copy of a varlena kept by `varlena_copy`, in the current memory context.
+pub fn varlena_datum(bytes: &[u8]) -> Datum {
+    // SAFETY: palloc gives at least bytes.len() bytes (or raises); the bytes are a whole
+    // varlena, header included, so the copy is one too.
+    unsafe {
+        let p = pg_sys::palloc(bytes.len().max(1)) as *mut u8;
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len());
+        Datum::from(p)
+    }
+}
+
 pub fn state_datum<T>(s: &mut T) -> Datum {
     Datum::from(s as *mut T)
 }

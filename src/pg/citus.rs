@@ -14,10 +14,10 @@ pub fn on_worker() -> bool {
 }
 
 /// The value form of model queries, for hints.
-pub const MODEL_VALUE_FORM: &str = "Pass the model as a value read on the coordinator: WITH m AS MATERIALIZED (SELECT rfm_model('name'::text) AS m) SELECT rfm_segment(m.m, recency, frequency, monetary) FROM customers, m.";
+pub const MODEL_VALUE_FORM: &str = "Pass the model as a value read on the coordinator: WITH m AS MATERIALIZED (SELECT rfm_model_of('name') AS m) SELECT rfm_segment(m.m, recency, frequency, monetary) FROM customers, m.";
 
 /// The same for CLV models.
-pub const CLV_MODEL_VALUE_FORM: &str = "Pass the model as a value read on the coordinator: WITH m AS MATERIALIZED (SELECT rfm_clv_model('name'::text) AS m) SELECT rfm_clv_p_alive(m.m, frequency, recency, t) FROM customers, m.";
+pub const CLV_MODEL_VALUE_FORM: &str = "Pass the model as a value read on the coordinator: WITH m AS MATERIALIZED (SELECT rfm_clv_model_of('name') AS m) SELECT rfm_clv_p_alive(m.m, frequency, recency, t) FROM customers, m.";
 
 /// A name form of a model function called where the model tables are not (a Citus worker).
 /// `kind` names the model in the message ("model", "CLV model"); `value_form` is the hint.

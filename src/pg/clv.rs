@@ -69,6 +69,7 @@ pg_v1! {
         if let (Some(ts), Some(amount)) = (call.i64(1), call.f64(2)) {
             state.update(ts, amount, as_of, unit).or_raise(call.name);
         }
+        super::heap::check(call.name);
         state_datum(state)
     }
 
@@ -249,6 +250,11 @@ impl Loaded {
 
 /// The active version of CLV model `name`, read from rfm_clv_models.
 fn load_named(args: Args<'_>, name: &str) -> Loaded {
+    load_versioned(args, name).0
+}
+
+/// The active version of CLV model `name` and its version number.
+fn load_versioned(args: Args<'_>, name: &str) -> (Loaded, i32) {
     let what = args.name;
     if citus::on_worker() {
         citus::refuse_model_name(what, "CLV model", name, citus::CLV_MODEL_VALUE_FORM);
@@ -259,7 +265,7 @@ fn load_named(args: Args<'_>, name: &str) -> Loaded {
     let text = select_text(
         &format!(
             "SELECT concat_ws(' ', m.unit, m.r, m.alpha, m.a, m.b, coalesce(m.p::text, '-'), coalesce(m.q::text, '-'),
-                              coalesce(m.v::text, '-'))
+                              coalesce(m.v::text, '-'), m.version)
              FROM {schema}.rfm_clv_models m WHERE m.model = $1 AND m.active"
         ),
         &[name],
@@ -270,7 +276,7 @@ fn load_named(args: Args<'_>, name: &str) -> Loaded {
             .raise()
     });
     let parts: Vec<&str> = text.split(' ').collect();
-    if parts.len() != 8 {
+    if parts.len() != 9 {
         damaged(what, name, "its row does not have the expected columns");
     }
     let num = |i: usize, key: &str| match parts[i] {
@@ -279,7 +285,56 @@ fn load_named(args: Args<'_>, name: &str) -> Loaded {
     };
     let bg = [num(1, "r"), num(2, "alpha"), num(3, "a"), num(4, "b")];
     let gg = [num(5, "p"), num(6, "q"), num(7, "v")];
-    Loaded::build(name.to_string(), Some(parts[0]), bg, gg).unwrap_or_else(|m| damaged(what, name, &m))
+    let version = parts[8].parse::<i32>().unwrap_or_else(|_| damaged(what, name, "the version is not a number"));
+    (Loaded::build(name.to_string(), Some(parts[0]), bg, gg).unwrap_or_else(|m| damaged(what, name, &m)), version)
+}
+
+/// What `rfm_clv_model(name)` keeps at one call site for the current statement: the formed
+/// values (whole tuple datums) by name, handed out as copies.
+struct ClvValues {
+    statement: Statement,
+    result: Composite,
+    values: FxHashMap<Box<[u8]>, Vec<u8>>,
+}
+
+/// `rfm_clv_model(name)`: the active version as an `rfm_clv_model` value, read once per
+/// statement at each call site (a C function, so that the planner cannot inline it and run
+/// a query per row). Argument 0 is text, or with `literal` an unknown-type literal (cstring).
+fn model_value(call: &mut Call<'_>, literal: bool) -> Datum {
+    let args = call.args();
+    let key: &[u8] = if literal { args.cstring(0).map(|c| c.to_bytes()) } else { args.bytes(0) }
+        .unwrap_or_else(|| null_not_allowed(format!("{}: model must not be NULL", args.name)));
+    let ClvValues { statement, result, values } = call.cache(|a| ClvValues {
+        statement: Statement::now(),
+        result: Composite::for_result(a, &CLV_MODEL),
+        values: FxHashMap::default(),
+    });
+    if statement.renewed() {
+        values.clear();
+    }
+    let tuple = values.entry(key.into()).or_insert_with(|| {
+        let name = String::from_utf8_lossy(key);
+        let (m, version) = load_versioned(args, &name);
+        let gg = m.gg.as_ref();
+        let datum = result.form(
+            args.name,
+            &[
+                Some(text_datum(&name)),
+                Some(Datum::from(version)),
+                Some(text_datum(m.unit.name())),
+                Some(f64_datum(m.bg.r)),
+                Some(f64_datum(m.bg.alpha)),
+                Some(f64_datum(m.bg.a)),
+                Some(f64_datum(m.bg.b)),
+                gg.map(|g| f64_datum(g.p)),
+                gg.map(|g| f64_datum(g.q)),
+                gg.map(|g| f64_datum(g.v)),
+            ],
+        );
+        // SAFETY: a freshly formed composite datum is a plain 4-byte-header varlena.
+        unsafe { varlena_copy(datum) }
+    });
+    varlena_datum(tuple)
 }
 
 /// An `rfm_clv_model` value, checked (22023 for a value that is not a usable model).
@@ -288,7 +343,7 @@ fn from_row(what: &str, row: &Row<'_>) -> Loaded {
     let gg = [row.f64_attr(8), row.f64_attr(9), row.f64_attr(10)];
     Loaded::build(row.text_attr(1).unwrap_or_default(), row.text_attr(3).as_deref(), bg, gg).unwrap_or_else(|m| {
         PgError::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{what}: the rfm_clv_model value is not a usable model: {m}"))
-            .hint("Read models with rfm_clv_model('name'::text).")
+            .hint("Read models with rfm_clv_model_of('name').")
             .raise()
     })
 }
@@ -367,4 +422,7 @@ pg_v1! {
     fn rfm_clv_expected_spend_value(call: "rfm_clv_expected_spend") -> Datum { expected_spend(&mut call, true) }
     fn rfm_clv_value(call: "rfm_clv_value") -> Datum { value(&mut call, false) }
     fn rfm_clv_value_value(call: "rfm_clv_value") -> Datum { value(&mut call, true) }
+    // rfm_clv_model(model text) and rfm_clv_model_of(model text) -> rfm_clv_model; STABLE
+    fn rfm_clv_model(call: "rfm_clv_model") -> Datum { model_value(&mut call, false) }
+    fn rfm_clv_model_of(call: "rfm_clv_model_of") -> Datum { model_value(&mut call, false) }
 }

@@ -5,6 +5,9 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 /// Worker threads rfm_train may use for the KMeans runs; 0 means one per CPU core.
 pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 
+/// The most the aggregate states of one process may hold in Rust's heap, in kB.
+pub static MAX_STATE_MEMORY: GucSetting<i32> = GucSetting::<i32>::new(2 * 1024 * 1024);
+
 pub fn init() {
     GucRegistry::define_int_guc(
         c"pg_rfm.threads",
@@ -18,6 +21,24 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"pg_rfm.max_state_memory",
+        c"The most memory pg_rfm's aggregate states may hold in one process (backend or parallel worker).",
+        c"Order-id sets, line keys, the values of exact quantiles and CLV purchase days grow outside \
+          PostgreSQL's memory contexts, so work_mem does not bound them. A query whose states pass this \
+          amount stops with ERROR 53200 (out of memory) instead of exhausting the server's memory.",
+        &MAX_STATE_MEMORY,
+        1024,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_KB,
+    );
+}
+
+/// `pg_rfm.max_state_memory` in bytes.
+#[inline]
+pub fn max_state_memory() -> usize {
+    MAX_STATE_MEMORY.get().max(1024) as usize * 1024
 }
 
 /// The number of threads to use now.

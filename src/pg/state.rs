@@ -10,7 +10,7 @@ use super::aggregates::{combine, deserial, serial, summary_datum};
 use super::call::*;
 use super::error::{null_not_allowed, OrRaise, PgError};
 use super::value::cstring_datum;
-use crate::core::state::RfmState;
+use crate::core::state::{Form, RfmState};
 
 // SAFETY (for every `state` / `state_or_new` below): the SQL declarations in sql/state.sql
 // give each support function's `internal` arguments the RfmState made by these functions in
@@ -47,7 +47,7 @@ fn from_hex(text: &str) -> Vec<u8> {
     digits.chunks_exact(2).map(|p| nibble(p[0]) << 4 | nibble(p[1])).collect()
 }
 
-fn state_value(state: &RfmState) -> Datum {
+fn state_value(state: &mut RfmState) -> Datum {
     bytea_datum(&state.encode())
 }
 
@@ -82,7 +82,7 @@ pg_v1! {
     // rfm_state(order_ts, amount): one order per row
     fn rfm_state_trans(call: "rfm_state") -> Datum {
         // SAFETY: see above.
-        let state = unsafe { call.state_or_new(0, || RfmState::new(false)) };
+        let state = unsafe { call.state_or_new(0, || RfmState::new(Form::Rows)) };
         if let (Some(ts), Some(amount)) = (call.i64(1), call.f64(2)) {
             state.update(ts, amount, None).or_raise(call.name);
         }
@@ -92,21 +92,34 @@ pg_v1! {
     // rfm_state(order_ts, amount, order_id): distinct order ids
     fn rfm_state_lines_trans(call: "rfm_state") -> Datum {
         // SAFETY: see above.
-        let state = unsafe { call.state_or_new(0, || RfmState::new(true)) };
+        let state = unsafe { call.state_or_new(0, || RfmState::new(Form::Orders)) };
         if let (Some(ts), Some(amount), Some(id)) = (call.i64(1), call.f64(2), call.bytes(3)) {
             state.update(ts, amount, Some(id)).or_raise(call.name);
         }
+        super::heap::check(call.name);
+        state_datum(state)
+    }
+
+    // rfm_state(order_ts, amount, order_id, line): distinct order ids, each distinct line once
+    fn rfm_state_unique_lines_trans(call: "rfm_state") -> Datum {
+        // SAFETY: see above.
+        let state = unsafe { call.state_or_new(0, || RfmState::new(Form::Lines)) };
+        if let (Some(ts), Some(amount), Some(id)) = (call.i64(1), call.f64(2), call.bytes(3)) {
+            state.update_line(ts, amount, id, call.bytes(4)).or_raise(call.name);
+        }
+        super::heap::check(call.name);
         state_datum(state)
     }
 
     // rfm_merge(rfm_state) aggregate: folds the states of its rows
     fn rfm_merge_trans(call: "rfm_merge") -> Datum {
         // SAFETY: see above.
-        let state = unsafe { call.state_or_new(0, || RfmState::new(false)) };
+        let state = unsafe { call.state_or_new(0, || RfmState::new(Form::Rows)) };
         if let Some(bytes) = call.bytes(1) {
             let mut other = RfmState::decode(bytes).or_raise(call.name);
             state.fold(&mut other).or_raise(call.name);
         }
+        super::heap::check(call.name);
         state_datum(state)
     }
 
@@ -130,7 +143,7 @@ pg_v1! {
             (Some(a), Some(b)) => {
                 let mut a = RfmState::decode(a).or_raise(call.name);
                 a.fold(&mut RfmState::decode(b).or_raise(call.name)).or_raise(call.name);
-                state_value(&a)
+                state_value(&mut a)
             }
             (Some(one), None) | (None, Some(one)) => {
                 RfmState::decode(one).or_raise(call.name);

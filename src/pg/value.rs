@@ -28,7 +28,7 @@ fn from_text(text: &str) -> Vec<u8> {
         let name = trimmed.replace('\'', "''");
         PgError::new(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, format!("rfm_model: invalid input: \"{trimmed}\" is not a model document"))
             .detail("rfm_model('...') with a quoted literal is read by PostgreSQL as a cast of that text to the type rfm_model, not as a call of rfm_model(name).")
-            .hint(format!("To read a model as a value, give the name a type: rfm_model('{name}'::text) or rfm_model(model => '{name}')."))
+            .hint(format!("To read a model as a value, call rfm_model_of('{name}')."))
             .raise();
     }
     let value: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| invalid(format!("not JSON ({e})")));
@@ -81,25 +81,10 @@ pg_v1! {
         bytea_datum(bytes)
     }
 
-    // rfm_model(name) and rfm_model(name, version) -> rfm_model; STABLE
-    fn rfm_model(call: "rfm_model") -> Datum {
-        let args = call.args();
-        let name = args.text(0).unwrap_or_else(|| null_not_allowed("rfm_model: name must not be NULL"));
-        let version = if args.nargs() == 2 {
-            Some(args.i32(1).unwrap_or_else(|| null_not_allowed("rfm_model: version must not be NULL")))
-        } else {
-            None
-        };
-        let cache = call.cache(|_| Encoded { statement: Statement::now(), values: FxHashMap::default() });
-        if cache.statement.renewed() {
-            cache.values.clear();
-        }
-        let bytes = cache.values.entry((name.clone(), version)).or_insert_with(|| {
-            let stored = store::load(args, &name, version);
-            ModelValue { name: name.clone(), version: stored.version, model: stored.model() }.encode()
-        });
-        bytea_datum(bytes)
-    }
+    // rfm_model_of(name [, version]) and rfm_model(name text [, version]) -> rfm_model; STABLE
+    fn rfm_model_of(call: "rfm_model_of") -> Datum { model_by_name(&mut call) }
+    fn rfm_model(call: "rfm_model") -> Datum { model_by_name(&mut call) }
+
 
     // rfm_model_version(m rfm_model) -> int; IMMUTABLE STRICT
     fn rfm_model_version(call: "rfm_model_version") -> Datum {
@@ -119,6 +104,27 @@ pg_v1! {
             _ => args.return_null(),
         }
     }
+}
+
+/// The model (or version) named by the arguments as an `rfm_model` value, read once per
+/// statement at each call site.
+fn model_by_name(call: &mut Call<'_>) -> Datum {
+    let args = call.args();
+    let name = args.text(0).unwrap_or_else(|| null_not_allowed(format!("{}: model must not be NULL", args.name)));
+    let version = if args.nargs() == 2 {
+        Some(args.i32(1).unwrap_or_else(|| null_not_allowed(format!("{}: version must not be NULL", args.name))))
+    } else {
+        None
+    };
+    let cache = call.cache(|_| Encoded { statement: Statement::now(), values: FxHashMap::default() });
+    if cache.statement.renewed() {
+        cache.values.clear();
+    }
+    let bytes = cache.values.entry((name.clone(), version)).or_insert_with(|| {
+        let stored = store::load(args, &name, version);
+        ModelValue { name: name.clone(), version: stored.version, model: stored.model() }.encode()
+    });
+    bytea_datum(bytes)
 }
 
 /// The two values' bytes in order (values compare by their encoding: equal values are the

@@ -93,7 +93,7 @@ def test_model_value_assigns_on_workers_as_on_one_node(cluster):
     with connect() as conn:
         single = rows(conn, "SELECT customer_id, rfm_segment('m', recency, frequency, monetary),"
                             " rfm_cluster('m', recency, frequency, monetary) FROM cust ORDER BY customer_id")
-        query = ("WITH m AS MATERIALIZED (SELECT rfm_model('m'::text) AS m)"
+        query = ("WITH m AS MATERIALIZED (SELECT rfm_model_of('m') AS m)"
                  " SELECT c.customer_id, rfm_segment(m.m, c.recency, c.frequency, c.monetary),"
                  " rfm_cluster(m.m, ARRAY[c.recency, c.frequency, c.monetary]) FROM cust_dist c, m ORDER BY 1")
         plan = "\n".join(r[0] for r in rows(conn, "EXPLAIN " + query))
@@ -110,7 +110,7 @@ def test_name_form_on_a_worker_says_what_to_do(cluster):
         with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
             conn.execute("SELECT customer_id, rfm_segment('m', recency, frequency, monetary) FROM cust_dist").fetchall()
         assert 'rfm_segment: model "m" cannot be read on a Citus worker' in e.value.diag.message_primary
-        assert "rfm_model('name'::text)" in e.value.diag.message_hint
+        assert "rfm_model_of('name')" in e.value.diag.message_hint
         # The name form still works where the model is: on the coordinator's own tables.
         assert rows(conn, "SELECT count(rfm_segment('m', recency, frequency, monetary)) FROM cust")[0][0] > 2000
 
@@ -141,7 +141,7 @@ def test_one_version_per_statement_while_retraining(cluster):
             deadline = time.time() + 8
             statements = 0
             while time.time() < deadline:
-                got = rows(conn, "WITH m AS MATERIALIZED (SELECT rfm_model('m_live'::text) AS m)"
+                got = rows(conn, "WITH m AS MATERIALIZED (SELECT rfm_model_of('m_live') AS m)"
                                  " SELECT min(rfm_model_version(m.m)), max(rfm_model_version(m.m)), count(DISTINCT"
                                  " rfm_cluster(m.m, c.recency, c.frequency, c.monetary)) FROM cust_dist c, m")
                 low, version, clusters = got[0]
@@ -260,7 +260,7 @@ def test_clv_on_distributed_tables(cluster):
         assert a == b  # the fit reads the rows in one canonical order, whatever the shards return
         single = rows(conn, "SELECT customer_id, rfm_clv_value('clv_m', frequency, recency, t, monetary),"
                             " rfm_clv_p_alive('clv_m', frequency, recency, t) FROM clv_in ORDER BY 1")
-        query = ("WITH m AS MATERIALIZED (SELECT rfm_clv_model('clv_m'::text) AS m)"
+        query = ("WITH m AS MATERIALIZED (SELECT rfm_clv_model_of('clv_m') AS m)"
                  " SELECT c.customer_id, rfm_clv_value(m.m, c.frequency, c.recency, c.t, c.monetary),"
                  " rfm_clv_p_alive(m.m, c.frequency, c.recency, c.t) FROM clv_in_dist c, m ORDER BY 1")
         plan = "\n".join(r[0] for r in rows(conn, "EXPLAIN " + query))
@@ -269,7 +269,7 @@ def test_clv_on_distributed_tables(cluster):
         with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
             conn.execute("SELECT rfm_clv_p_alive('clv_m', frequency, recency, t) FROM clv_in_dist").fetchall()
         assert 'CLV model "clv_m" cannot be read on a Citus worker' in e.value.diag.message_primary
-        assert "rfm_clv_model('name'::text)" in e.value.diag.message_hint
+        assert "rfm_clv_model_of('name')" in e.value.diag.message_hint
 
 
 def test_incremental_rfm_on_distributed_tables(cluster):

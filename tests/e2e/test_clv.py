@@ -118,7 +118,7 @@ def test_predictions_equal_lifetimes(dsn, cdnow):
 def test_name_form_equals_value_form(dsn, cdnow):
     with psycopg.connect(dsn) as conn:
         diff = conn.execute(
-            """WITH m AS MATERIALIZED (SELECT rfm_clv_model('cdnow'::text) AS m)
+            """WITH m AS MATERIALIZED (SELECT rfm_clv_model_of('cdnow') AS m)
                SELECT count(*) FILTER (WHERE rfm_clv_value('cdnow', frequency, recency, t, monetary)
                                       <> rfm_clv_value(m.m, frequency, recency, t, monetary)
                                       OR rfm_clv_p_alive('cdnow', frequency, recency, t) <> rfm_clv_p_alive(m.m, frequency, recency, t))
@@ -267,7 +267,7 @@ def test_clv_segments_of_the_docs(dsn, cdnow):
     df, _, bgf, ggf = cdnow
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("""
-            WITH m AS MATERIALIZED (SELECT rfm_clv_model('cdnow'::text) AS m),
+            WITH m AS MATERIALIZED (SELECT rfm_clv_model_of('cdnow') AS m),
             scored AS (
                 SELECT c.customer_id, rfm_clv_value(m.m, frequency, recency, t, monetary) AS clv,
                        rfm_clv_p_alive(m.m, frequency, recency, t) AS p_alive

@@ -12,7 +12,7 @@ def test_binary_copy_round_trip(dsn, shop):
         conn.execute("DROP TABLE IF EXISTS kept_values")
         conn.execute("CREATE TABLE kept_values (m rfm_model)")
         data = b""
-        with conn.cursor().copy("COPY (SELECT rfm_model('shop'::text)) TO STDOUT (FORMAT binary)") as copy:
+        with conn.cursor().copy("COPY (SELECT rfm_model_of('shop')) TO STDOUT (FORMAT binary)") as copy:
             for chunk in copy:
                 data += bytes(chunk)
         # PGCOPY header, one tuple of one field: the field holds the value's own encoding.
@@ -20,7 +20,7 @@ def test_binary_copy_round_trip(dsn, shop):
         with conn.cursor().copy("COPY kept_values FROM STDIN (FORMAT binary)") as copy:
             copy.write(data)
         text = conn.execute("SELECT m::text FROM kept_values").fetchone()[0]
-        assert text == conn.execute("SELECT rfm_model('shop'::text)::text").fetchone()[0]
+        assert text == conn.execute("SELECT rfm_model_of('shop')::text").fetchone()[0]
         mismatches = conn.execute(
             "SELECT count(*) FILTER (WHERE rfm_segment(k.m, c.recency, c.frequency, c.monetary)"
             " IS DISTINCT FROM rfm_segment('shop', c.recency, c.frequency, c.monetary)) FROM e2e_rfm c, kept_values k"

@@ -131,8 +131,8 @@ GROUP BY mname ORDER BY mname;
 -- Shares by hand for one row of a numeric model: (x_j - c_j)^2 / distance^2.
 SELECT e.features, e.label = (SELECT label FROM rfm_centroids WHERE model = 'pca' AND cluster = e.cluster) AS label_ok
 FROM rfm_explain('pca', (SELECT to_jsonb(p) FROM people p WHERE customer_id = 1)) e;
-SELECT (e).cluster = rfm_cluster(rfm_model('people'::text), to_jsonb(p)) AS value_form_ok
-FROM (SELECT rfm_explain(rfm_model('people'::text), to_jsonb(p)) AS e, p FROM people p WHERE customer_id = 5) s;
+SELECT (e).cluster = rfm_cluster(rfm_model_of('people'), to_jsonb(p)) AS value_form_ok
+FROM (SELECT rfm_explain(rfm_model_of('people'), to_jsonb(p)) AS e, p FROM people p WHERE customer_id = 5) s;
 
 ------------------------------------------------------------------------------
 -- 4. Model values, export and import carry the encoding and the PCA
@@ -141,9 +141,9 @@ SELECT rfm_model_export('pca') -> 'format_version' AS format_version,
        jsonb_array_length(rfm_model_export('pca') -> 'pca' -> 'components') AS components;
 SELECT model, version FROM rfm_model_import(rfm_model_export('pca'), 'pca_copy');
 SELECT count(*) FILTER (WHERE rfm_cluster('pca', to_jsonb(p)) = rfm_cluster('pca_copy', to_jsonb(p))) AS same_as_import,
-       count(*) FILTER (WHERE rfm_cluster('pca', to_jsonb(p)) = rfm_cluster(rfm_model('pca'::text), to_jsonb(p))) AS same_as_value,
+       count(*) FILTER (WHERE rfm_cluster('pca', to_jsonb(p)) = rfm_cluster(rfm_model_of('pca'), to_jsonb(p))) AS same_as_value,
        count(*) FILTER (WHERE rfm_cluster('pca', to_jsonb(p))
-                            = rfm_cluster(rfm_model('pca'::text)::text::rfm_model, to_jsonb(p))) AS same_as_text_value
+                            = rfm_cluster(rfm_model_of('pca')::text::rfm_model, to_jsonb(p))) AS same_as_text_value
 FROM people p;
 
 ------------------------------------------------------------------------------

@@ -152,7 +152,7 @@ SELECT rfm_clv_value('shop_clv', 3, 50, 100, 20, months => 0) AS zero_months,
        rfm_clv_expected_purchases('shop_clv', 0, 3, 50, 100) AS zero_periods;
 
 -- The value form equals the name form.
-WITH m AS MATERIALIZED (SELECT rfm_clv_model('shop_clv'::text) AS m)
+WITH m AS MATERIALIZED (SELECT rfm_clv_model_of('shop_clv') AS m)
 SELECT count(*) FILTER (WHERE rfm_clv_p_alive(m.m, s.frequency, s.recency, s.t) = rfm_clv_p_alive('shop_clv', s.frequency, s.recency, s.t)
                           AND rfm_clv_value(m.m, s.frequency, s.recency, s.t, s.monetary, 6, 0.02)
                             = rfm_clv_value('shop_clv', s.frequency, s.recency, s.t, s.monetary, 6, 0.02)
@@ -161,6 +161,27 @@ SELECT count(*) FILTER (WHERE rfm_clv_p_alive(m.m, s.frequency, s.recency, s.t) 
                           AND rfm_clv_expected_spend(m.m, s.frequency, s.monetary) = rfm_clv_expected_spend('shop_clv', s.frequency, s.monetary))
        = count(*) AS value_form_equal, (m.m).version, (m.m).unit
 FROM clv_summary s, m GROUP BY m.m;
+
+-- rfm_clv_model_of(name) is the active row of rfm_clv_models as a value; in a plain
+-- per-row call (no CTE) it gives what the name form gives; the 0.6.0 spelling gives the same
+-- value (a composite type's name with a bare literal is a function call, not a cast).
+SELECT (v.m).model = c.model AND (v.m).version = c.version AND (v.m).unit = c.unit
+       AND (v.m).r = c.r AND (v.m).alpha = c.alpha AND (v.m).a = c.a AND (v.m).b = c.b
+       AND (v.m).p = c.p AND (v.m).q = c.q AND (v.m).v = c.v AS value_is_the_active_row,
+       v.m = rfm_clv_model('shop_clv'::text) AS old_spelling_same,
+       v.m = rfm_clv_model(model => 'shop_clv') AS old_named_form_same,
+       v.m = rfm_clv_model('shop_clv') AS old_bare_literal_same
+FROM (SELECT rfm_clv_model_of('shop_clv') AS m) v, rfm_clv_models c WHERE c.model = 'shop_clv' AND c.active;
+SELECT count(*) FILTER (WHERE rfm_clv_value(rfm_clv_model_of('shop_clv'), s.frequency, s.recency, s.t, s.monetary)
+                            = rfm_clv_value('shop_clv', s.frequency, s.recency, s.t, s.monetary)) = count(*) AS per_row_form_equal
+FROM clv_summary s;
+-- Read once per statement: an activation is seen by the next statement.
+BEGIN;
+SELECT (rfm_clv_model_of('shop_clv')).version AS before_activate;
+SELECT rfm_clv_activate('shop_clv', 2);
+SELECT (rfm_clv_model_of('shop_clv')).version AS after_activate, (rfm_clv_model_of('shop_clv')).unit;
+ROLLBACK;
+SELECT (rfm_clv_model_of('shop_clv')).version AS after_rollback;
 
 -- Segments meet CLV: mean predicted CLV and P(alive) per RFM segment, one query.
 SELECT model FROM rfm_train('clv_seg', 'customer_rfm', k => 4);
@@ -219,7 +240,7 @@ SELECT q, outcome FROM (VALUES
     ($$SELECT rfm_clv_value('bg_only', 1, 1, 3, 10)$$),
     ($$SELECT rfm_clv_value('shop_clv', 1, 1, 3, 10, -1)$$),
     ($$SELECT rfm_clv_value('shop_clv', 1, 1, 3, 10, 12, -1)$$),
-    ($$SELECT rfm_clv_model('nope'::text)$$),
+    ($$SELECT rfm_clv_model_of('nope')$$),
     ($$SELECT rfm_clv_p_alive(ROW('m', 1, 'day', -1, 1, 1, 1, NULL, NULL, NULL)::rfm_clv_model, 1, 1, 3)$$),
     ($$SELECT rfm_clv_expected_spend(ROW('m', 1, 'day', 1, 1, 1, 1, 1, 0.5, 1)::rfm_clv_model, 1, 3)$$),
     ($$SELECT rfm_clv_p_alive(ROW('m', 1, 'year', 1, 1, 1, 1, NULL, NULL, NULL)::rfm_clv_model, 1, 1, 3)$$),

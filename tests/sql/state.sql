@@ -222,6 +222,87 @@ FROM (SELECT n, rfm(ts, amount, id, line, '2024-01-11 00:00+00') OVER (ORDER BY 
                    (5, '2024-01-02 00:00+00', 5, 'B', 'y')) v(n, ts, amount, id, line)) w
 ORDER BY n;
 
+-- rfm_state(order_ts, amount, order_id, line): the nightly refresh of raw lines that come
+-- twice. Each night's batch holds the lines of its day (with the raw data's duplicates
+-- inside the day) and again a fifth of the previous day's lines (a feed that resends), and
+-- one night is folded twice by mistake. The folded states equal one pass of
+-- rfm(order_ts, amount, order_id, line, as_of) over all lines exactly, and store the bytes
+-- of one rfm_state over all of them.
+CREATE TABLE line_batches AS
+SELECT invoice_date::date AS night, customer_id, invoice, invoice_date, quantity * price AS amount,
+       concat_ws('|', stock_code, quantity, price, country) AS line
+FROM retail_lines WHERE customer_id IS NOT NULL
+UNION ALL
+SELECT invoice_date::date + 1, customer_id, invoice, invoice_date, quantity * price,
+       concat_ws('|', stock_code, quantity, price, country)
+FROM retail_lines WHERE customer_id IS NOT NULL AND abs(hashtext(invoice || stock_code)) % 5 = 0;
+SELECT (SELECT count(*) FROM line_batches) - (SELECT count(*) FROM (SELECT DISTINCT customer_id, invoice, invoice_date, amount, line
+                                                                   FROM line_batches) d) > 10000 AS lines_come_twice;
+CREATE INDEX ON line_batches (night);
+ANALYZE line_batches;
+CREATE TABLE line_states (customer_id int PRIMARY KEY, s rfm_state NOT NULL);
+DO $$
+DECLARE
+    d date;
+BEGIN
+    FOR d IN SELECT DISTINCT night FROM line_batches ORDER BY 1 LOOP
+        INSERT INTO line_states
+        SELECT customer_id, rfm_state(invoice_date, amount, invoice, line)
+        FROM line_batches WHERE night = d GROUP BY customer_id
+        ON CONFLICT (customer_id) DO UPDATE SET s = rfm_merge(line_states.s, excluded.s);
+    END LOOP;
+    -- One night folded again by mistake.
+    INSERT INTO line_states
+    SELECT customer_id, rfm_state(invoice_date, amount, invoice, line)
+    FROM line_batches WHERE night = (SELECT min(night) + 10 FROM line_batches) GROUP BY customer_id
+    ON CONFLICT (customer_id) DO UPDATE SET s = rfm_merge(line_states.s, excluded.s);
+END $$;
+CREATE TABLE line_state_once AS
+SELECT customer_id, rfm_state(invoice_date, quantity * price, invoice, concat_ws('|', stock_code, quantity, price, country)) AS s
+FROM retail_lines WHERE customer_id IS NOT NULL GROUP BY customer_id;
+SELECT count(*) AS customers,
+       count(*) FILTER (WHERE rfm_summary(n.s, '2011-12-10 00:00+00') IS DISTINCT FROM u.r) AS differ_from_rfm,
+       count(*) FILTER (WHERE (rfm_summary(n.s, '2011-12-10 00:00+00')).monetary::text <> ((u.r).monetary)::text) AS monetary_text_differs,
+       count(*) FILTER (WHERE n.s::text IS DISTINCT FROM o.s::text) AS bytes_differ_from_one_state
+FROM line_states n FULL JOIN unique_lines_serial u USING (customer_id) FULL JOIN line_state_once o USING (customer_id);
+-- Without the line (the order-id form), the same nights count the resent lines again.
+SELECT count(*) FILTER (WHERE (rfm_summary(s, '2011-12-10 00:00+00')).monetary <> (u.r).monetary) > 100 AS order_id_form_double_counts
+FROM (SELECT customer_id, rfm_state(invoice_date, amount, invoice) AS s FROM line_batches GROUP BY customer_id) x
+JOIN unique_lines_serial u USING (customer_id);
+-- Monthly states folded with the rfm_merge aggregate, and a parallel plan: the same bytes.
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+CREATE TEMP TABLE line_state_parallel AS
+SELECT customer_id, rfm_state(invoice_date, amount, invoice, line) AS s FROM line_batches GROUP BY customer_id;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+SELECT count(*) FILTER (WHERE m.s::text IS DISTINCT FROM o.s::text) AS monthly_differ,
+       count(*) FILTER (WHERE p.s::text IS DISTINCT FROM o.s::text) AS parallel_differ
+FROM (SELECT customer_id, rfm_merge(s ORDER BY month DESC) AS s
+      FROM (SELECT customer_id, date_trunc('month', night) AS month, rfm_state(invoice_date, amount, invoice, line) AS s
+            FROM line_batches GROUP BY 1, 2) x GROUP BY 1) m
+FULL JOIN line_state_once o USING (customer_id) FULL JOIN line_state_parallel p USING (customer_id);
+-- Hand-worked: the rfm hand case above as two batches that overlap (the A x line in both).
+SELECT (rfm_summary(rfm_merge(a, b), '2024-01-11 00:00+00')).*
+FROM (SELECT rfm_state(ts, amount, id, line) AS a
+      FROM (VALUES ('2024-01-01 00:00+00'::timestamptz, 10::float8, 'A', 'x'),
+                   ('2024-01-01 00:00+00', 10, 'A', 'x'),
+                   ('2024-01-01 00:00+00', 10, 'A', NULL),
+                   ('2024-01-01 00:00+00', 10, 'A', '')) v(ts, amount, id, line)) x,
+     (SELECT rfm_state(ts, amount, id, line) AS b
+      FROM (VALUES ('2024-01-01 00:00+00'::timestamptz, 10::float8, 'A', 'x'),
+                   ('2024-01-01 00:00+00', 10, 'A', NULL),
+                   ('2024-01-06 00:00+00', 0, 'B', 'y'),
+                   ('2024-01-06 00:00+00', '-0', 'B', 'y'),
+                   ('2024-01-08 00:00+00', -4, 'C', 'x'),
+                   ('2024-01-08 00:00+00', -4, 'C', 'x')) v(ts, amount, id, line)) y;
+-- The forms do not mix.
+SELECT try_sql($q$SELECT rfm_merge(rfm_state(now(), 1.0, 'A', 'x'), rfm_state(now(), 1.0, 'A'))$q$) AS line_with_order_form;
+
 -- Errors, as in the other forms.
 SELECT try_sql($q$SELECT rfm(now(), 'NaN', 'A', 'x', now())$q$) AS nan_amount;
 SELECT try_sql($q$SELECT rfm(now(), 1.0, 'A', 'x', NULL)$q$) AS null_as_of;
