@@ -137,3 +137,5 @@ COMMENT ON FUNCTION rfm_clv_model_of(text) IS
 'The active version of CLV model as an rfm_clv_model value, read once per statement at each call site: rfm_clv_value(rfm_clv_model_of(''clv''), frequency, recency, t, monetary). Where the model tables cannot be read (Citus workers): WITH m AS MATERIALIZED (SELECT rfm_clv_model_of(''name'') AS m) SELECT rfm_clv_p_alive(m.m, frequency, recency, t) FROM customers, m. Unknown model: ERROR 42704; on a Citus worker: ERROR 0A000.';
 COMMENT ON FUNCTION rfm_clv_model(text) IS
 'rfm_clv_model_of(model), under the type''s name (kept from 0.6.0; a C function with the same per-statement cache since 0.7.0).';
+COMMENT ON TYPE rfm_clv_model IS
+'A CLV model version as a value (rfm_clv_model_of(name)): name, version, unit and parameters. The predictions take it in place of a model name where the model tables cannot be read (Citus workers), or to read the model once per query.';
