@@ -3,9 +3,10 @@
 # release build of pg_rfm), then runs the demo on a throwaway PostgreSQL 15 cluster:
 # generated retail data -> cleaning -> RFM -> IQR -> scores -> segments (demo/workflow.sql),
 # then customer attributes -> one-hot encoding -> PCA -> k search -> personas -> profile ->
-# publish -> explain (demo/attributes_data.sql, demo/attributes_workflow.sql).
+# publish -> explain (demo/attributes_data.sql, demo/attributes_workflow.sql), then campaigns on
+# the retail segments -> plan -> assign -> simulated response -> results (demo/campaigns.sql).
 #
-#   scripts/demo.sh [--keep] [--only retail|attributes] [--lines N] [--customers N] [--seed N]
+#   scripts/demo.sh [--keep] [--only retail|attributes|campaigns] [--lines N] [--customers N] [--seed N]
 #                   [--report FILE.html]
 #
 # --keep leaves the cluster running and prints how to connect to it.
@@ -17,7 +18,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --keep) keep=1 ;;
         --only) only=$2; shift
-                case "$only" in retail|attributes) ;; *) echo "--only takes retail or attributes" >&2; exit 2 ;; esac ;;
+                case "$only" in retail|attributes|campaigns) ;; *) echo "--only takes retail, attributes or campaigns" >&2; exit 2 ;; esac ;;
         --lines) lines=$2; shift ;;
         --customers) customers=$2; shift ;;
         --seed) seed=$2; shift ;;
@@ -57,8 +58,13 @@ SQL
     "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d rfm_demo -f "$ROOT/demo/workflow.sql"
 fi
 
-if [ "$only" != retail ]; then
-    log "demo 2 (docs/any-data.md): personas from customer attributes (2,240 generated customers)"
+if [ "$only" != attributes ] && [ "$only" != retail ]; then
+    log "demo 2 (docs/campaigns.md): A/B tests of segment actions, planned, assigned and measured"
+    "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d rfm_demo -f "$ROOT/demo/campaigns.sql"
+fi
+
+if [ "$only" != retail ] && [ "$only" != campaigns ]; then
+    log "demo 3 (docs/any-data.md): personas from customer attributes (2,240 generated customers)"
     "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d rfm_demo \
         -f "$ROOT/demo/attributes_data.sql" -f "$ROOT/demo/attributes_workflow.sql"
 fi

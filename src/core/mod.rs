@@ -8,6 +8,8 @@ pub mod distance;
 pub mod document;
 pub mod encode;
 pub mod error;
+pub mod experiment;
+pub mod experiment_report;
 pub mod kmeans;
 pub mod lru;
 pub mod metrics;
@@ -23,6 +25,7 @@ pub mod scale;
 pub mod score;
 pub mod serde_f64;
 pub mod state;
+pub mod stats;
 pub mod value;
 
 pub use error::CoreError;

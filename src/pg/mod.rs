@@ -11,6 +11,7 @@ pub mod assign;
 pub mod catalog;
 pub mod citus;
 pub mod clv;
+pub mod experiment;
 pub mod heap;
 pub mod report;
 pub mod rules;

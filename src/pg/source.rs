@@ -33,16 +33,17 @@ fn kind_of(category: &str) -> Option<Kind> {
     }
 }
 
-/// The relation's name as SQL text (quoted, schema-qualified when not on search_path), its
-/// estimated row count and the kind of each feature, after checking that the features are
-/// numeric or categorical columns (of the kinds `expect` says, for a trained model).
-fn check_relation(
-    what: &str,
-    client: &SpiClient<'_>,
-    source: Oid,
-    features: &[String],
-    expect: Option<&[Kind]>,
-) -> SpiResult<(String, usize, Vec<Kind>)> {
+/// A relation read by name: its SQL name (quoted, schema-qualified when not on search_path),
+/// its estimated row count, and its columns with their type category (of the base type for
+/// domains) and type name.
+pub struct Described {
+    pub name: String,
+    pub estimate: usize,
+    pub columns: Vec<(String, String, String)>,
+}
+
+/// Describes `source` after checking that it is a table, view or materialized view.
+pub fn describe(what: &str, client: &SpiClient<'_>, source: Oid) -> SpiResult<Described> {
     let table = client.select(
         "SELECT c.relkind::text, c.oid::regclass::text, greatest(c.reltuples, 0)::int8
          FROM pg_catalog.pg_class c WHERE c.oid = $1",
@@ -70,6 +71,20 @@ fn check_relation(
     for row in cols {
         columns.push((row.get(1)?.unwrap_or_default(), row.get(2)?.unwrap_or_default(), row.get(3)?.unwrap_or_default()));
     }
+    Ok(Described { name, estimate, columns })
+}
+
+/// The relation's name as SQL text, its estimated row count and the kind of each feature,
+/// after checking that the features are numeric or categorical columns (of the kinds
+/// `expect` says, for a trained model).
+fn check_relation(
+    what: &str,
+    client: &SpiClient<'_>,
+    source: Oid,
+    features: &[String],
+    expect: Option<&[Kind]>,
+) -> SpiResult<(String, usize, Vec<Kind>)> {
+    let Described { name, estimate, columns } = describe(what, client, source)?;
     let mut kinds = Vec::with_capacity(features.len());
     for (i, f) in features.iter().enumerate() {
         let Some((_, cat, ty)) = columns.iter().find(|(n, _, _)| n == f) else {

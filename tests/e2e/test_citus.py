@@ -300,3 +300,43 @@ def test_incremental_rfm_on_distributed_tables(cluster):
                        FROM tx GROUP BY customer_id) o USING (customer_id)
             WHERE n.r IS DISTINCT FROM o.r""")[0][0]
         assert differ == 0
+
+
+def test_experiments_on_distributed_tables(cluster):
+    """An experiment created from a distributed customers table assigns exactly as from the
+    plain table (the coordinator reads the rows; the order they arrive in does not matter),
+    and its results over distributed order lines equal those over the plain lines."""
+    with connect() as conn:
+        for name in ("exp_plain", "exp_dist"):
+            conn.execute("SELECT rfm_experiment_drop(%s)", (name,))
+        segments = ("CASE WHEN recency < 60 THEN 'recent' WHEN frequency > 5 THEN 'frequent' ELSE 'other' END")
+        conn.execute(f"CREATE OR REPLACE VIEW exp_cust AS SELECT customer_id, {segments} AS segment, monetary FROM cust")
+        conn.execute(f"CREATE OR REPLACE VIEW exp_cust_dist AS SELECT customer_id, {segments} AS segment, monetary FROM cust_dist")
+        arms = '{"control": 0.4, "offer": 0.6}'
+        made = [rows(conn, f"SELECT * FROM rfm_experiment_create('{name}', '{src}', 'customer_id', '{arms}',"
+                           " 'segment', 5) ORDER BY 1, 2")
+                for name, src in (("exp_plain", "exp_cust"), ("exp_dist", "exp_cust_dist"))]
+        assert made[0] == made[1] and sum(r[2] for r in made[0]) > 2000
+        differ = rows(conn, "SELECT count(*) FROM rfm_experiment_assignments p FULL JOIN rfm_experiment_assignments d"
+                            " ON d.experiment = 'exp_dist' AND p.customer_id = d.customer_id"
+                            " WHERE p.experiment = 'exp_plain' AND (d.arm IS DISTINCT FROM p.arm OR d.stratum IS DISTINCT FROM p.stratum)")
+        assert differ[0][0] == 0
+        # The same experiment's results from the plain and the distributed lines (both read
+        # on the coordinator; sums in another order agree to rounding).
+        conn.execute("CREATE OR REPLACE VIEW exp_lines AS SELECT customer_id, invoice_date, quantity * price AS amount FROM tx")
+        conn.execute("CREATE OR REPLACE VIEW exp_lines_dist AS SELECT customer_id, invoice_date, quantity * price AS amount FROM tx_dist")
+        got = [rows(conn, f"SELECT * FROM rfm_experiment_results('exp_plain', '{lines}', 'customer_id', 'invoice_date',"
+                          " 'amount', '2011-06-01', '2011-12-10', 'monetary') ORDER BY overall DESC, stratum, arm")
+               for lines in ("exp_lines", "exp_lines_dist")]
+        assert len(got[0]) == 8
+        for a, b in zip(*got):
+            for x, y in zip(a, b):
+                if isinstance(x, float):
+                    assert abs(x - y) <= 1e-12 * max(1.0, abs(y)), (a, b)
+                else:
+                    assert x == y, (a, b)
+        # On the workers, rfm_experiment_arm refuses (the assignments are on the coordinator)
+        # and says how to join them instead.
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
+            rows(conn, "SELECT count(rfm_experiment_arm('exp_plain', customer_id::text)) FROM cust_dist")
+        assert "rfm_experiment_assignments" in e.value.diag.message_hint

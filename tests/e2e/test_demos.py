@@ -72,6 +72,47 @@ def test_retail_workflow(demo_db):
     assert unlabelled == 0
 
 
+def test_campaigns_workflow(demo_db):
+    """demo/campaigns.sql after the retail workflow: two experiments, a campaign job, a
+    simulated response with a known lift, and the results, checked against plain SQL."""
+    conn = demo_db
+    out = psql("campaigns.sql")
+    for step in range(1, 8):
+        assert f"== {step}." in out
+    # The campaign job's customers are the stored offer arm.
+    sent = conn.execute("SELECT count(*) FROM winback_customers WHERE rfm_experiment_arm('winback', customer_id) = 'offer'").fetchone()[0]
+    stored = conn.execute("SELECT count(*) FROM rfm_experiment_assignments WHERE experiment = 'winback' AND arm = 'offer'").fetchone()[0]
+    assert sent == stored > 30
+    # Each stratum (segment) is split in half to one customer.
+    unbalanced = conn.execute("""
+        SELECT count(*) FROM (SELECT stratum, count(*) FILTER (WHERE arm = 'offer') - count(*) FILTER (WHERE arm = 'control') AS d
+                              FROM rfm_experiment_assignments WHERE experiment = 'winback' GROUP BY stratum) x
+        WHERE abs(d) > 1""").fetchone()[0]
+    assert unbalanced == 0
+    # Overall results against plain SQL over the simulated orders.
+    res = {r[0]: r[1:] for r in conn.execute("""
+        SELECT arm, customers, converted, conversion_rate FROM rfm_experiment_results(
+            'winback', 'campaign_orders', 'customer_id', 'ts', 'amount', '2011-12-10', '2012-01-10') WHERE overall""")}
+    plain = {r[0]: r[1:] for r in conn.execute("""
+        SELECT a.arm, count(*), count(o.customer_id), count(o.customer_id)::float8 / count(*)
+        FROM rfm_experiment_assignments a LEFT JOIN (SELECT DISTINCT customer_id FROM campaign_orders) o USING (customer_id)
+        WHERE a.experiment = 'winback' GROUP BY a.arm""")}
+    assert res == plain, (res, plain)
+    # The planted truth: Champions' up-sold customers spend 20% more per order; CUPED with
+    # past monetary narrows the revenue interval a lot (spend follows past monetary).
+    champ = conn.execute("""
+        SELECT r.revenue_ci_high - r.revenue_ci_low, r.cuped_ci_high - r.cuped_ci_low, r.variance_reduction,
+               r.cuped_ci_low, r.cuped_ci_high, c.revenue_per_customer
+        FROM rfm_experiment_results('champions_upsell', 'campaign_orders', 'customer_id', 'ts', 'amount',
+                                    '2011-12-10', '2012-01-10', covariate_column => 'monetary') r,
+             rfm_experiment_results('champions_upsell', 'campaign_orders', 'customer_id', 'ts', 'amount',
+                                    '2011-12-10', '2012-01-10') c
+        WHERE r.overall AND r.arm = 'upsell' AND c.overall AND c.arm = 'control'""").fetchone()
+    assert champ[1] < champ[0] / 5 and champ[2] > 0.9, champ
+    # The planted truth, 20% of control's revenue per customer, is inside the CUPED interval.
+    assert champ[3] < 0.2 * champ[5] < champ[4], champ
+
+
 def test_attributes_workflow(demo_db):
     conn = demo_db
     out = psql("attributes_data.sql", "attributes_workflow.sql")

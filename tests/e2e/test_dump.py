@@ -1,6 +1,6 @@
 """pg_dump, then restore into a new database: every model version is kept and assigns the
 same customers to the same segments, edits to the segment rules (a changed, a deleted and
-an added rule) are kept too, and so are the CLV model versions and stored rfm_state values."""
+an added rule) are kept too, and so are the CLV model versions, stored rfm_state values and experiments with their assignments."""
 
 import os
 import subprocess
@@ -62,6 +62,12 @@ def test_dump_and_restore_keep_models(dsn, shop, tmp_path):
                               " FROM customers c ORDER BY id").fetchall()
         versions = conn.execute("SELECT model, version, active, k FROM rfm_models ORDER BY 1, 2").fetchall()
         curve = conn.execute("SELECT count(*) FROM rfm_k_search").fetchone()[0]
+        # An experiment and its assignments (rows of two tables, one referencing the other).
+        conn.execute("SELECT count(*) FROM rfm_experiment_create('dumped_exp', 'customers', 'id',"
+                     " '{\"control\": 0.5, \"offer\": 0.5}', 'region', 3)")
+        experiment = conn.execute("SELECT name, arms, seed, customers, strata, status FROM rfm_experiments").fetchall()
+        assignments = conn.execute("SELECT customer_id, stratum, arm, rfm_experiment_arm('dumped_exp', customer_id)"
+                                   " FROM rfm_experiment_assignments ORDER BY 1").fetchall()
     dump = tmp_path / "db.dump"
     subprocess.run([bin_("pg_dump"), "-Fc", "-f", str(dump), "rfm_dump_src"], check=True)
     subprocess.run([bin_("createdb"), "rfm_dump_dst"], check=True)
@@ -82,6 +88,10 @@ def test_dump_and_restore_keep_models(dsn, shop, tmp_path):
         assert conn.execute("WITH b AS (SELECT rfm_breaks(recency, frequency, monetary) AS b FROM customers)"
                             " SELECT id, (rfm_score(recency, frequency, monetary, b.b)).segment"
                             " FROM customers, b ORDER BY id").fetchall() == scores
+        assert conn.execute("SELECT name, arms, seed, customers, strata, status FROM rfm_experiments").fetchall() == experiment
+        assert conn.execute("SELECT customer_id, stratum, arm, rfm_experiment_arm('dumped_exp', customer_id)"
+                            " FROM rfm_experiment_assignments ORDER BY 1").fetchall() == assignments
+        assert len(assignments) > 100
         # The restored edits are still edits: resetting gives the standard rules back.
         assert conn.execute("SELECT rfm_reset_segment_rules()").fetchone()[0] == 3
         assert conn.execute("SELECT count(*) FROM (TABLE rfm_segment_rules EXCEPT"

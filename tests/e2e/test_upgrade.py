@@ -61,7 +61,7 @@ def current_version(conn):
     return conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'pg_rfm'").fetchone()[0]
 
 
-@pytest.mark.parametrize("start", ["0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0"])
+@pytest.mark.parametrize("start", ["0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0"])
 def test_update_from(dsn, shop, start):
     for db in ("rfm_upgrade", "rfm_fresh"):
         subprocess.run([bin_("dropdb"), "--if-exists", db], check=True)
@@ -77,8 +77,8 @@ def test_update_from(dsn, shop, start):
         before = conn.execute("SELECT id, rfm_segment('kept', recency, frequency, monetary),"
                               " rfm_cluster('kept', recency, frequency, monetary) FROM customers ORDER BY id").fetchall()
         conn.execute("ALTER EXTENSION pg_rfm UPDATE")
-        assert current_version(conn) == "0.7.0"
-        assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_rfm'").fetchone()[0] == "0.7.0"
+        assert current_version(conn) == "0.8.0"
+        assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_rfm'").fetchone()[0] == "0.8.0"
         after = conn.execute("SELECT id, rfm_segment('kept', recency, frequency, monetary),"
                              " rfm_cluster('kept', recency, frequency, monetary) FROM customers ORDER BY id").fetchall()
         upgraded = conn.execute(OBJECTS).fetchall()

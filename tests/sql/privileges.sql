@@ -9,6 +9,7 @@ CREATE ROLE regress_rfm_trainer;
 CREATE ROLE regress_rfm_outsider;
 GRANT SELECT ON customer_rfm, clv_summary TO regress_rfm_analyst, regress_rfm_trainer;
 GRANT INSERT, UPDATE, DELETE ON rfm_models, rfm_centroids, rfm_k_search, rfm_clv_models TO regress_rfm_trainer;
+GRANT INSERT, DELETE ON rfm_experiments, rfm_experiment_assignments TO regress_rfm_trainer;
 CREATE TABLE secret_customers AS SELECT * FROM customer_rfm;
 CREATE TABLE secret_clv AS SELECT * FROM clv_summary;
 GRANT EXECUTE ON FUNCTION try_sql(text) TO PUBLIC;
@@ -27,7 +28,10 @@ SELECT q, try_sql(q) AS analyst FROM (VALUES
     ($$SELECT count(rfm_clv_value('shop_clv', frequency, recency, t, monetary)) > 0 FROM clv_summary$$),
     ($$SELECT rfm_clv_train('analyst_clv', 'clv_summary')$$),
     ($$SELECT rfm_clv_drop_model('shop_clv')$$),
-    ($$SELECT rfm_clv_activate('shop_clv', 2)$$)
+    ($$SELECT rfm_clv_activate('shop_clv', 2)$$),
+    ($$SELECT count(*) FROM rfm_experiment_create('analyst_exp', 'customer_rfm', 'customer_id', '{"control": 0.5, "offer": 0.5}')$$),
+    ($$SELECT count(*) FROM rfm_experiment_assignments$$),
+    ($$SELECT rfm_experiment_drop('trainer_exp')$$)
 ) AS cases(q);
 RESET ROLE;
 
@@ -38,11 +42,14 @@ SELECT q, try_sql(q) AS trainer FROM (VALUES
     ($$SELECT * FROM rfm_k_search('secret_customers', k_min => 2, k_max => 3)$$),
     ($$SELECT rfm_evaluate('trainer_model', 'secret_customers')$$),
     ($$SELECT version FROM rfm_clv_train('trainer_clv', 'clv_summary')$$),
-    ($$SELECT version FROM rfm_clv_train('trainer_clv', 'secret_clv')$$)
+    ($$SELECT version FROM rfm_clv_train('trainer_clv', 'secret_clv')$$),
+    ($$SELECT count(*) FROM rfm_experiment_create('trainer_exp', 'customer_rfm', 'customer_id', '{"control": 0.5, "offer": 0.5}')$$),
+    ($$SELECT count(*) FROM rfm_experiment_create('trainer_exp2', 'secret_customers', 'customer_id', '{"control": 0.5, "offer": 0.5}')$$)
 ) AS cases(q);
 RESET ROLE;
 SELECT model, version, created_by FROM rfm_models WHERE model IN ('trainer_model', 'analyst_model') ORDER BY 1, 2;
 SELECT model, version, created_by FROM rfm_clv_models WHERE model IN ('trainer_clv', 'analyst_clv') ORDER BY 1, 2;
+SELECT name, customers, created_by FROM rfm_experiments WHERE name IN ('trainer_exp', 'trainer_exp2', 'analyst_exp') ORDER BY 1;
 
 SET ROLE regress_rfm_outsider;
 SELECT q, try_sql(q) AS outsider FROM (VALUES
@@ -60,6 +67,8 @@ SELECT segment FROM rfm_segment_rules WHERE priority = 10;
 
 REVOKE ALL ON customer_rfm, clv_summary, secret_customers FROM regress_rfm_analyst, regress_rfm_trainer;
 REVOKE ALL ON rfm_models, rfm_centroids, rfm_k_search, rfm_clv_models FROM regress_rfm_trainer;
+REVOKE ALL ON rfm_experiments, rfm_experiment_assignments FROM regress_rfm_trainer;
+SELECT rfm_experiment_drop('trainer_exp');
 DROP TABLE secret_customers, secret_clv;
 SELECT rfm_drop_model('trainer_model');
 SELECT rfm_clv_drop_model('trainer_clv');
