@@ -365,6 +365,87 @@ class Bench:
                   " with `WITH m AS MATERIALIZED (SELECT rfm_clv_model_of('m'))`", plain, cte, 1.10,
                   "the model value is read once per statement at the call site, so the plain form needs no CTE")
 
+    # ------------------------------------------------------------------ E1, E2
+    # Campaign experiments: assignment of a million customers, and the results over ten
+    # million order lines, against the notebook path (psycopg fetch, pandas, numpy,
+    # statsmodels, scipy), which writes its assignment back to the database as the function does.
+    def experiments(self, customers, lines):
+        from scipy import stats
+        from statsmodels.stats.multitest import multipletests
+        from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+        cust, outc = f"exp_customers_{customers}", f"exp_lines_{lines}"
+        if not self.q("SELECT to_regclass(%s) IS NOT NULL", (cust,))[0][0]:
+            log(f"generating {customers:,} experiment customers and {lines:,} order lines")
+            self.conn.execute(f"CREATE TABLE {cust} AS SELECT 'c' || i AS customer_id,"
+                              f" (ARRAY['Champions', 'Loyal', 'At Risk', 'Hibernating', 'New'])[1 + i % 5] AS segment,"
+                              f" (i * 7919 % 10000)::float8 AS monetary FROM generate_series(1, {customers}) i")
+            self.conn.execute(f"CREATE TABLE {outc} AS SELECT 'c' || (1 + (i * 2654435761) % {customers}) AS customer_id,"
+                              f" timestamptz '2012-01-01 00:00+00' + (i % 2592000) * interval '1 second' AS ts,"
+                              f" CASE WHEN i % 23 = 0 THEN -5.0 ELSE (i % 997)::float8 / 10 END AS amount"
+                              f" FROM generate_series(1, {lines}::bigint) i")
+            self.conn.execute(f"VACUUM ANALYZE {cust}")
+            self.conn.execute(f"VACUUM ANALYZE {outc}")
+        self.warm(cust)
+        self.warm(outc)
+        reps, peer_reps = self.args.reps, min(self.args.reps, 3)
+        arms = '{"control": 0.5, "offer": 0.5}'
+
+        def drop():
+            self.q("SELECT rfm_experiment_drop('bench_exp')")
+        ours = self.timed_sql(f"SELECT * FROM rfm_experiment_create('bench_exp', '{cust}', 'customer_id', '{arms}', 'segment', 1)",
+                              reps, setup=drop)
+        self.conn.execute("DROP TABLE IF EXISTS py_assignments")
+        self.conn.execute("CREATE TABLE py_assignments (experiment text, customer_id text, stratum text, arm text,"
+                          " PRIMARY KEY (experiment, customer_id))")
+
+        def peer_create():
+            self.conn.execute("TRUNCATE py_assignments")
+            df = self.copy_frame(cust, ["customer_id", "segment", "monetary"])
+            df["customer_id"] = df["customer_id"].astype(str)
+            h = pd.util.hash_pandas_object(df["customer_id"], index=False, hash_key="bench_exp_seed_1")
+            df = df.assign(h=h.values).sort_values(["segment", "h", "customer_id"])
+            pos = df.groupby("segment").cumcount().to_numpy()
+            df["arm"] = np.where(pos % 2 == 0, "control", "offer")
+            df["experiment"] = "bench_exp"
+            buf = io.StringIO()
+            df[["experiment", "customer_id", "segment", "arm"]].to_csv(buf, sep="\t", header=False, index=False)
+            with self.conn.cursor().copy("COPY py_assignments FROM STDIN") as copy:
+                copy.write(buf.getvalue())
+            return df
+        peer_t, _ = self.timed_fn(peer_create, peer_reps)
+        self.pair("E1", f"`rfm_experiment_create` (2 arms, 5 strata) of {customers:,} customers, stored, vs psycopg fetch +"
+                  " pandas hash, sort and deal + COPY back into a table with the same primary key", ours, peer_t, 0.2)
+        results_sql = (f"SELECT * FROM rfm_experiment_results('bench_exp', '{outc}', 'customer_id', 'ts', 'amount',"
+                       " '2012-01-01', '2012-02-01', 'monetary')")
+        ours = self.timed_sql(results_sql, reps)
+
+        def peer_results():
+            lines_df = self.copy_frame(outc, ["customer_id", "ts", "amount"])
+            lines_df["customer_id"] = lines_df["customer_id"].astype(str)
+            g = lines_df.groupby("customer_id")["amount"]
+            per = pd.DataFrame({"revenue": g.sum(), "converted": g.max() >= 0})
+            a = pd.DataFrame(self.conn.execute("SELECT customer_id, stratum, arm FROM rfm_experiment_assignments"
+                                               " WHERE experiment = 'bench_exp'").fetchall(),
+                             columns=["customer_id", "stratum", "arm"]).set_index("customer_id")
+            cov = self.copy_frame(cust, ["customer_id", "segment", "monetary"]).set_index("customer_id")["monetary"]
+            df = a.join(per, how="left").fillna({"revenue": 0.0, "converted": False}).join(cov)
+            out = []
+            for scope, d in [(None, df)] + list(df.groupby("stratum")):
+                c, t = d[d.arm == "control"], d[d.arm == "offer"]
+                z = proportions_ztest([t.converted.sum(), c.converted.sum()], [len(t), len(c)])
+                ci = confint_proportions_2indep(t.converted.sum(), len(t), c.converted.sum(), len(c), method="newcomb")
+                w = stats.ttest_ind(t.revenue, c.revenue, equal_var=False)
+                both = pd.concat([t, c])
+                theta = np.cov(both.revenue, both.monetary)[0, 1] / np.var(both.monetary, ddof=1)
+                adj = lambda x: x.revenue - theta * (x.monetary - both.monetary.mean())
+                wc = stats.ttest_ind(adj(t), adj(c), equal_var=False)
+                out.append((scope, z[1], ci, w.pvalue, w.confidence_interval(), wc.pvalue))
+            multipletests([o[1] for o in out[1:]], method="holm")
+            return out
+        peer_t, _ = self.timed_fn(peer_results, peer_reps)
+        self.pair("E2", f"`rfm_experiment_results` (with CUPED) of {customers:,} customers over {lines:,} order lines vs"
+                  " psycopg fetch + pandas groupby + statsmodels/scipy tests", ours, peer_t, 0.2)
+
     # ------------------------------------------------------------------ P0
     # The whole job in SQL. The cleaning of the recipe in docs/production.md: filters, and
     # exact duplicate lines dropped inside rfm (its line argument) instead of a SELECT DISTINCT
@@ -727,10 +808,12 @@ def main():
     ap.add_argument("--p3-customers", type=int, default=1_000_000)
     ap.add_argument("--p4-rows", type=int, default=10_000_000)
     ap.add_argument("--clv-customers", type=int, default=1_000_000)
+    ap.add_argument("--exp-customers", type=int, default=1_000_000)
+    ap.add_argument("--exp-lines", type=int, default=10_000_000)
     ap.add_argument("--scaling-lines", default="1000000,10000000,100000000")
     ap.add_argument("--scaling-customers", default="100000,1000000,10000000")
     ap.add_argument("--nightly-big", type=int, default=1, help="0: no N2 row (the 100M-line nightly refresh)")
-    ap.add_argument("--only", default="", help="comma-separated subset: P0,R1,P1,P2,P3,P3b,P4,P4b,P4c,P5,CLV,N,scaling")
+    ap.add_argument("--only", default="", help="comma-separated subset: P0,R1,P1,P2,P3,P3b,P4,P4b,P4c,P5,CLV,E,N,scaling")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -770,6 +853,8 @@ def main():
         b.p4c(rows, cust)
     if want("CLV"):
         b.clv(args.clv_customers)
+    if want("E"):
+        b.experiments(args.exp_customers, args.exp_lines)
     if want("N"):
         b.nightly(lines_table, args.lines, None)
         big = 100_000_000

@@ -51,7 +51,7 @@ if [ -z "$only_pg" ] || [ "$only_pg" = 15 ]; then
 fi
 
 build_generator
-ensure_pyenv pytest 'psycopg[binary]' scikit-learn numpy scipy lifetimes statsmodels
+ensure_pyenv pytest 'psycopg[binary]' scikit-learn numpy scipy lifetimes statsmodels mlxtend==0.25.0
 trap 'stop_citus 2>/dev/null || true; stop_cluster; restore_build' EXIT
 
 # Builds the packages for PostgreSQL $1 (scripts/package.sh), removes what install_extension

@@ -18,4 +18,5 @@ pub extern "C-unwind" fn _PG_init() {
 ::pgrx::extension_sql_file!("../sql/clv.sql", name = "clv", requires = ["models"]);
 ::pgrx::extension_sql_file!("../sql/state.sql", name = "state", requires = ["clv"]);
 ::pgrx::extension_sql_file!("../sql/experiments.sql", name = "experiments", requires = ["state"]);
+::pgrx::extension_sql_file!("../sql/basket.sql", name = "basket", requires = ["experiments"]);
 ::pgrx::extension_sql_file!("../sql/publish.sql", name = "publish", finalize);

@@ -9,6 +9,8 @@ pub enum Kind {
     Corrupt,
     /// A result does not fit in a float8 (22003).
     OutOfRange,
+    /// The work would need more memory than its setting allows (53200).
+    OutOfMemory,
 }
 
 /// An error of the numeric core: a kind, a message without the SQL function's name (the

@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod basket;
 pub mod clv;
 pub mod codec;
 pub mod distance;

@@ -19,6 +19,9 @@ pub const MODEL_VALUE_FORM: &str = "Pass the model as a value read on the coordi
 /// The same for CLV models.
 pub const CLV_MODEL_VALUE_FORM: &str = "Pass the model as a value read on the coordinator: WITH m AS MATERIALIZED (SELECT rfm_clv_model_of('name') AS m) SELECT rfm_clv_p_alive(m.m, frequency, recency, t) FROM customers, m.";
 
+/// The same for basket models.
+pub const BASKET_MODEL_VALUE_FORM: &str = "Pass the model as a value read on the coordinator: WITH m AS MATERIALIZED (SELECT rfm_basket_model_of('name') AS m) SELECT customer_id, rfm_recommend(m.m, items, 3) FROM baskets, m.";
+
 /// A name form of a model function called where the model tables are not (a Citus worker).
 /// `kind` names the model in the message ("model", "CLV model"); `value_form` is the hint.
 pub fn refuse_model_name(what: &str, kind: &str, name: &str, value_form: &str) -> ! {

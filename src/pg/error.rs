@@ -80,6 +80,7 @@ pub fn from_core(what: &str, e: CoreError) -> PgError {
         Kind::InvalidParameter => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         Kind::Corrupt => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
         Kind::OutOfRange => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        Kind::OutOfMemory => PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
     };
     let err = PgError::new(code, format!("{what}: {}", e.message));
     match e.hint {

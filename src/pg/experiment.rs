@@ -55,20 +55,20 @@ fn ts_arg(args: &Args<'_>, i: usize, what: &str) -> i64 {
 
 /// A relation read by name: its SQL name (quoted, qualified when not on search_path) and its
 /// columns with their type category and type name.
-struct Relation {
-    name: String,
+pub(super) struct Relation {
+    pub(super) name: String,
     columns: Vec<(String, String, String)>,
 }
 
 impl Relation {
-    fn of(what: &str, oid: Oid) -> Relation {
+    pub(super) fn of(what: &str, oid: Oid) -> Relation {
         let d = Spi::connect(|client| super::source::describe(what, client, oid)).unwrap_or_else(|e| spi_fail(e));
         Relation { name: d.name, columns: d.columns }
     }
 
     /// The column, quoted, after checking it exists and (with `categories`) that its type is
     /// of one of them (`describe` says which in the error).
-    fn column(&self, what: &str, col: &str, categories: &[&str], describe: &str) -> String {
+    pub(super) fn column(&self, what: &str, col: &str, categories: &[&str], describe: &str) -> String {
         let Some((_, cat, ty)) = self.columns.iter().find(|(n, _, _)| n == col) else {
             raise(PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN, format!("{what}: column \"{col}\" of relation {} does not exist", self.name))
         };
@@ -84,7 +84,7 @@ impl Relation {
 
 /// Runs a read-only query with parameters through an SPI cursor and hands each row's values
 /// and NULL flags to `row`. Text values are valid only during the call.
-fn for_each_row(query: &str, params: &[(Oid, Datum)], ncols: usize, row: &mut dyn FnMut(&[Datum], &[bool])) {
+pub(super) fn for_each_row(query: &str, params: &[(Oid, Datum)], ncols: usize, row: &mut dyn FnMut(&[Datum], &[bool])) {
     let q = CString::new(query).unwrap_or_else(|_| raise(PgSqlErrorCode::ERRCODE_INVALID_NAME, "pg_rfm: an identifier contains NUL"));
     let mut types: Vec<Oid> = params.iter().map(|p| p.0).collect();
     let mut values: Vec<Datum> = params.iter().map(|p| p.1).collect();

@@ -5,6 +5,9 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 /// Worker threads rfm_train may use for the KMeans runs; 0 means one per CPU core.
 pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 
+/// The most memory rfm_basket_train may use for orders, itemsets and rules, in kB.
+pub static BASKET_MEMORY: GucSetting<i32> = GucSetting::<i32>::new(256 * 1024);
+
 /// The most the aggregate states of one process may hold in Rust's heap, in kB.
 pub static MAX_STATE_MEMORY: GucSetting<i32> = GucSetting::<i32>::new(2 * 1024 * 1024);
 
@@ -33,6 +36,22 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::UNIT_KB,
     );
+    GucRegistry::define_int_guc(
+        c"pg_rfm.basket_memory",
+        c"The most memory rfm_basket_train may use for the orders it reads, their frequent itemsets and rules.",
+        c"Mining stops with ERROR 53200, saying how many itemsets and rules it reached, once it would need more: \
+          raise min_support or lower max_len, or raise this setting.",
+        &BASKET_MEMORY,
+        1024,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_KB,
+    );
+}
+
+/// `pg_rfm.basket_memory` in bytes.
+pub fn basket_memory() -> usize {
+    BASKET_MEMORY.get().max(1024) as usize * 1024
 }
 
 /// `pg_rfm.max_state_memory` in bytes.

@@ -17,7 +17,7 @@ use crate::core::state::{Form, RfmState};
 // the aggregate's context, one support call at a time.
 
 /// The state's text form: its stored bytes in hexadecimal.
-fn to_hex(bytes: &[u8]) -> String {
+pub(super) fn to_hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(2 * bytes.len());
     for b in bytes {
@@ -27,11 +27,12 @@ fn to_hex(bytes: &[u8]) -> String {
     s
 }
 
-/// 22P02 for text that is not hexadecimal; the bytes are then checked as a stored state.
-fn from_hex(text: &str) -> Vec<u8> {
+/// 22P02 for text that is not hexadecimal (the text form of the type `what`); the caller
+/// then checks the bytes.
+pub(super) fn from_hex(what: &str, text: &str) -> Vec<u8> {
     let invalid = |msg: &str| -> ! {
-        PgError::new(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, format!("rfm_state: invalid input: {msg}"))
-            .hint("The text form of an rfm_state is its stored bytes in hexadecimal, as rfm_state values print.")
+        PgError::new(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, format!("{what}: invalid input: {msg}"))
+            .hint(format!("The text form of an {what} is its stored bytes in hexadecimal, as {what} values print."))
             .raise()
     };
     let digits = text.trim().as_bytes();
@@ -55,7 +56,7 @@ pg_v1! {
     // rfm_state_in(cstring) -> rfm_state
     fn rfm_state_in(call: "rfm_state") -> Datum {
         let Some(text) = call.cstring(0) else { return call.return_null() };
-        let bytes = from_hex(&String::from_utf8_lossy(text.to_bytes()));
+        let bytes = from_hex("rfm_state", &String::from_utf8_lossy(text.to_bytes()));
         RfmState::decode(&bytes).or_raise(call.name);
         bytea_datum(&bytes)
     }

@@ -10,6 +10,11 @@
 //! quantities and prices, zero prices. Customers follow a handful of behaviours
 //! (loyal, regular, one-time, lapsed big spenders, new, occasional, wholesale) so that
 //! segmentation has something to find. Same arguments and seed: byte-identical output.
+//!
+//! With `--associations`, invoices also carry planted product associations (market-basket
+//! rules to find): bundles whose first product pulls in the others with a fixed probability,
+//! one of them only for the big-spending customers (loyal, wholesale, lapsed big spenders).
+//! `BUNDLES` lists them; without the flag the output is what it always was.
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
@@ -194,6 +199,31 @@ struct Line {
     price: f64,
 }
 
+/// Planted associations: (products, probability that an invoice with the first product also
+/// has each of the others, only for big spenders). Products are popularity ranks (0 is the
+/// most popular), so the first products are common enough to be frequent.
+const BUNDLES: [(&[u64], f64, bool); 5] =
+    [(&[3, 41], 0.7, false), (&[7, 58, 90], 0.6, false), (&[12, 133], 0.5, false), (&[20, 77], 0.8, false), (&[5, 211, 212], 0.65, true)];
+
+/// Adds the planted bundles' products to an invoice's lines (deterministically from its seed).
+fn plant(seed: u64, ev_seed: u64, big: bool, lines: &mut Vec<Line>) {
+    let mut r = Rng::new(ev_seed ^ 0xB0B0_0001);
+    for (products, p, big_only) in BUNDLES {
+        if big_only && !big {
+            continue;
+        }
+        if !lines.iter().any(|l| l.product == products[0]) {
+            continue;
+        }
+        for &other in &products[1..] {
+            if r.chance(p) && !lines.iter().any(|l| l.product == other) {
+                let quantity = pick(&mut r, &PACKS) as i64;
+                lines.push(Line { product: other, stock: stock_code(other), quantity, price: product_price(seed, other) });
+            }
+        }
+    }
+}
+
 fn stock_code(product: u64) -> String {
     let code = 10002 + product * 7 % 80000;
     match product % 9 {
@@ -209,8 +239,17 @@ fn product_price(seed: u64, product: u64) -> f64 {
     (p * 100.0).round() / 100.0
 }
 
-/// The lines of an invoice, regenerated identically from its seed.
-fn invoice_lines(seed: u64, ev: &Event, factor: f64, products: u64) -> Vec<Line> {
+/// The lines of an invoice, regenerated identically from its seed; `plant` adds the planted
+/// associations (Some(big spender)).
+fn invoice_lines(seed: u64, ev: &Event, factor: f64, products: u64, planted: Option<bool>) -> Vec<Line> {
+    let mut lines = base_lines(seed, ev, factor, products);
+    if let Some(big) = planted {
+        plant(seed, ev.seed, big, &mut lines);
+    }
+    lines
+}
+
+fn base_lines(seed: u64, ev: &Event, factor: f64, products: u64) -> Vec<Line> {
     let mut r = Rng::new(ev.seed);
     (0..ev.lines)
         .map(|_| {
@@ -259,6 +298,7 @@ struct Args {
     customers: u64,
     seed: u64,
     description: bool,
+    associations: bool,
 }
 
 const COLOURS: [&str; 12] =
@@ -297,7 +337,7 @@ fn description(seed: u64, product: u64) -> String {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { lines: 500_000, customers: 4_000, seed: 42, description: false };
+    let mut a = Args { lines: 500_000, customers: 4_000, seed: 42, description: false, associations: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -305,6 +345,10 @@ fn parse_args() -> Result<Args, String> {
         }
         if flag == "--description" {
             a.description = true;
+            continue;
+        }
+        if flag == "--associations" {
+            a.associations = true;
             continue;
         }
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -329,7 +373,9 @@ fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("rfm-gen: {e}");
             }
-            eprintln!("usage: rfm-gen [--lines N (500000)] [--customers N (4000)] [--seed N (42)] [--description] > lines.tsv");
+            eprintln!(
+                "usage: rfm-gen [--lines N (500000)] [--customers N (4000)] [--seed N (42)] [--description] [--associations] > lines.tsv"
+            );
             return ExitCode::from(2);
         }
     };
@@ -399,12 +445,15 @@ fn generate(args: &Args, out: &mut impl Write) -> io::Result<()> {
             Some(c) => (c.id.to_string(), c.country, basket_factor(c.kind)),
             None => ("\\N".to_string(), "United Kingdom", 1.0),
         };
+        let planted = args.associations.then(|| {
+            customers.get(ev.customer as usize).is_some_and(|c| matches!(c.kind, Kind::Loyal | Kind::Wholesale | Kind::LapsedBig))
+        });
         let (invoice, lines) = match ev.cancels {
-            None => (number.to_string(), invoice_lines(seed, ev, factor, products)),
+            None => (number.to_string(), invoice_lines(seed, ev, factor, products, planted)),
             Some((orig_seed, orig_lines)) => {
                 // Regenerate the original's lines and return the first few of them.
                 let o = Event { seed: orig_seed, lines: orig_lines, ..*ev };
-                let mut lines = invoice_lines(seed, &o, factor, products);
+                let mut lines = invoice_lines(seed, &o, factor, products, planted);
                 lines.truncate(ev.lines as usize);
                 for l in lines.iter_mut() {
                     l.quantity = -l.quantity;
