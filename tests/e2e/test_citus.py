@@ -341,3 +341,30 @@ def test_experiments_on_distributed_tables(cluster):
         with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
             rows(conn, "SELECT count(rfm_experiment_arm('exp_plain', customer_id::text)) FROM cust_dist")
         assert "rfm_experiment_assignments" in e.value.diag.message_hint
+
+
+def test_baskets_on_distributed_tables(cluster):
+    """A basket model trained on distributed order lines equals one trained on the plain
+    lines (rules and metrics exactly: counts do not depend on the order rows arrive in), and
+    rfm_recommend over the model as a value runs on the workers; by name it refuses there."""
+    with connect() as conn:
+        for name in ("bk_plain", "bk_dist"):
+            conn.execute("SELECT rfm_basket_drop(%s)", (name,))
+        conn.execute("SELECT rfm_basket_train('bk_plain', 'tx', 'invoice', 'stock_code', 0.01, 0.2)")
+        conn.execute("SELECT rfm_basket_train('bk_dist', 'tx_dist', 'invoice', 'stock_code', 0.01, 0.2)")
+        plain = rows(conn, "SELECT segment, antecedent, consequent, support, confidence, lift, leverage, conviction, orders"
+                           " FROM rfm_basket_rules('bk_plain') ORDER BY 2, 3")
+        dist = rows(conn, "SELECT segment, antecedent, consequent, support, confidence, lift, leverage, conviction, orders"
+                          " FROM rfm_basket_rules('bk_dist') ORDER BY 2, 3")
+        assert len(plain) > 0 and plain == dist
+        query = ("WITH m AS MATERIALIZED (SELECT rfm_basket_model_of('bk_plain') AS m)"
+                 " SELECT t.customer_id, rfm_recommend(m.m, array_agg(DISTINCT t.stock_code), 3)"
+                 " FROM tx_dist t, m GROUP BY t.customer_id, m.m ORDER BY 1")
+        on_workers = rows(conn, query)
+        local = rows(conn, "SELECT customer_id, rfm_recommend('bk_plain', array_agg(DISTINCT stock_code), 3) FROM tx"
+                           " GROUP BY customer_id ORDER BY 1")
+        assert on_workers == local and sum(1 for _, r in local if r) > 100
+        assert any("rfm_recommend" in q for q in worker_queries(conn, query))
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
+            rows(conn, "SELECT customer_id, rfm_recommend('bk_plain', array_agg(DISTINCT stock_code)) FROM tx_dist GROUP BY 1")
+        assert "rfm_basket_model_of" in e.value.diag.message_hint

@@ -1,6 +1,6 @@
 """pg_dump, then restore into a new database: every model version is kept and assigns the
 same customers to the same segments, edits to the segment rules (a changed, a deleted and
-an added rule) are kept too, and so are the CLV model versions, stored rfm_state values and experiments with their assignments."""
+an added rule) are kept too, and so are the CLV model versions, stored rfm_state values, experiments with their assignments and basket models with their rules."""
 
 import os
 import subprocess
@@ -66,6 +66,14 @@ def test_dump_and_restore_keep_models(dsn, shop, tmp_path):
         conn.execute("SELECT count(*) FROM rfm_experiment_create('dumped_exp', 'customers', 'id',"
                      " '{\"control\": 0.5, \"offer\": 0.5}', 'region', 3)")
         experiment = conn.execute("SELECT name, arms, seed, customers, strata, status FROM rfm_experiments").fetchall()
+        # A basket model with two versions and per-segment rules.
+        conn.execute("CREATE TABLE lines AS SELECT o, (ARRAY['a', 'b', 'c', 'd'])[1 + (o * k) % 4] AS item,"
+                     " (ARRAY['x', 'y'])[1 + o % 2] AS seg FROM generate_series(1, 200) o, generate_series(1, 3) k")
+        conn.execute("SELECT rfm_basket_train('dumped_basket', 'lines', 'o', 'item', 0.05, segment_column => 'seg')")
+        conn.execute("SELECT rfm_basket_train('dumped_basket', 'lines', 'o', 'item', 0.2)")
+        baskets = conn.execute("SELECT name, version, active, rules, segments FROM rfm_basket_models ORDER BY 1, 2").fetchall()
+        basket_rules = conn.execute("SELECT * FROM rfm_basket_rules ORDER BY 1, 2, 3, 4, 5").fetchall()
+        recommended = conn.execute("SELECT rfm_recommend('dumped_basket', ARRAY['a'])").fetchone()
         assignments = conn.execute("SELECT customer_id, stratum, arm, rfm_experiment_arm('dumped_exp', customer_id)"
                                    " FROM rfm_experiment_assignments ORDER BY 1").fetchall()
     dump = tmp_path / "db.dump"
@@ -92,6 +100,10 @@ def test_dump_and_restore_keep_models(dsn, shop, tmp_path):
         assert conn.execute("SELECT customer_id, stratum, arm, rfm_experiment_arm('dumped_exp', customer_id)"
                             " FROM rfm_experiment_assignments ORDER BY 1").fetchall() == assignments
         assert len(assignments) > 100
+        assert conn.execute("SELECT name, version, active, rules, segments FROM rfm_basket_models ORDER BY 1, 2").fetchall() == baskets
+        assert conn.execute("SELECT * FROM rfm_basket_rules ORDER BY 1, 2, 3, 4, 5").fetchall() == basket_rules
+        assert conn.execute("SELECT rfm_recommend('dumped_basket', ARRAY['a'])").fetchone() == recommended
+        assert len(basket_rules) > 10
         # The restored edits are still edits: resetting gives the standard rules back.
         assert conn.execute("SELECT rfm_reset_segment_rules()").fetchone()[0] == 3
         assert conn.execute("SELECT count(*) FROM (TABLE rfm_segment_rules EXCEPT"

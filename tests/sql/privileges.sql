@@ -12,6 +12,10 @@ GRANT INSERT, UPDATE, DELETE ON rfm_models, rfm_centroids, rfm_k_search, rfm_clv
 GRANT INSERT, DELETE ON rfm_experiments, rfm_experiment_assignments TO regress_rfm_trainer;
 CREATE TABLE secret_customers AS SELECT * FROM customer_rfm;
 CREATE TABLE secret_clv AS SELECT * FROM clv_summary;
+CREATE TABLE priv_lines AS SELECT o, (ARRAY['a', 'b', 'c'])[1 + (o + k) % 3] AS i FROM generate_series(1, 20) o, generate_series(0, 1) k;
+CREATE TABLE secret_lines AS SELECT * FROM priv_lines;
+GRANT SELECT ON priv_lines TO regress_rfm_analyst, regress_rfm_trainer;
+GRANT INSERT, UPDATE, DELETE ON rfm_basket_models, rfm_basket_rules TO regress_rfm_trainer;
 GRANT EXECUTE ON FUNCTION try_sql(text) TO PUBLIC;
 
 SET ROLE regress_rfm_analyst;
@@ -31,7 +35,10 @@ SELECT q, try_sql(q) AS analyst FROM (VALUES
     ($$SELECT rfm_clv_activate('shop_clv', 2)$$),
     ($$SELECT count(*) FROM rfm_experiment_create('analyst_exp', 'customer_rfm', 'customer_id', '{"control": 0.5, "offer": 0.5}')$$),
     ($$SELECT count(*) FROM rfm_experiment_assignments$$),
-    ($$SELECT rfm_experiment_drop('trainer_exp')$$)
+    ($$SELECT rfm_experiment_drop('trainer_exp')$$),
+    ($$SELECT rfm_basket_train('analyst_basket', 'priv_lines', 'o', 'i', 0.5)$$),
+    ($$SELECT rfm_recommend('trainer_basket', ARRAY['a'])$$),
+    ($$SELECT rfm_basket_drop('trainer_basket')$$)
 ) AS cases(q);
 RESET ROLE;
 
@@ -44,12 +51,15 @@ SELECT q, try_sql(q) AS trainer FROM (VALUES
     ($$SELECT version FROM rfm_clv_train('trainer_clv', 'clv_summary')$$),
     ($$SELECT version FROM rfm_clv_train('trainer_clv', 'secret_clv')$$),
     ($$SELECT count(*) FROM rfm_experiment_create('trainer_exp', 'customer_rfm', 'customer_id', '{"control": 0.5, "offer": 0.5}')$$),
-    ($$SELECT count(*) FROM rfm_experiment_create('trainer_exp2', 'secret_customers', 'customer_id', '{"control": 0.5, "offer": 0.5}')$$)
+    ($$SELECT count(*) FROM rfm_experiment_create('trainer_exp2', 'secret_customers', 'customer_id', '{"control": 0.5, "offer": 0.5}')$$),
+    ($$SELECT version FROM rfm_basket_train('trainer_basket', 'priv_lines', 'o', 'i', 0.5)$$),
+    ($$SELECT version FROM rfm_basket_train('trainer_basket2', 'secret_lines', 'o', 'i', 0.5)$$)
 ) AS cases(q);
 RESET ROLE;
 SELECT model, version, created_by FROM rfm_models WHERE model IN ('trainer_model', 'analyst_model') ORDER BY 1, 2;
 SELECT model, version, created_by FROM rfm_clv_models WHERE model IN ('trainer_clv', 'analyst_clv') ORDER BY 1, 2;
 SELECT name, customers, created_by FROM rfm_experiments WHERE name IN ('trainer_exp', 'trainer_exp2', 'analyst_exp') ORDER BY 1;
+SELECT name, version, created_by FROM rfm_basket_models WHERE name IN ('trainer_basket', 'trainer_basket2', 'analyst_basket') ORDER BY 1;
 
 SET ROLE regress_rfm_outsider;
 SELECT q, try_sql(q) AS outsider FROM (VALUES
@@ -68,6 +78,10 @@ SELECT segment FROM rfm_segment_rules WHERE priority = 10;
 REVOKE ALL ON customer_rfm, clv_summary, secret_customers FROM regress_rfm_analyst, regress_rfm_trainer;
 REVOKE ALL ON rfm_models, rfm_centroids, rfm_k_search, rfm_clv_models FROM regress_rfm_trainer;
 REVOKE ALL ON rfm_experiments, rfm_experiment_assignments FROM regress_rfm_trainer;
+REVOKE ALL ON rfm_basket_models, rfm_basket_rules FROM regress_rfm_trainer;
+REVOKE ALL ON priv_lines FROM regress_rfm_analyst, regress_rfm_trainer;
+SELECT rfm_basket_drop('trainer_basket');
+DROP TABLE priv_lines, secret_lines;
 SELECT rfm_experiment_drop('trainer_exp');
 DROP TABLE secret_customers, secret_clv;
 SELECT rfm_drop_model('trainer_model');
