@@ -4,9 +4,10 @@
 # generated retail data -> cleaning -> RFM -> IQR -> scores -> segments (demo/workflow.sql),
 # then customer attributes -> one-hot encoding -> PCA -> k search -> personas -> profile ->
 # publish -> explain (demo/attributes_data.sql, demo/attributes_workflow.sql), then campaigns on
-# the retail segments -> plan -> assign -> simulated response -> results (demo/campaigns.sql).
+# the retail segments -> plan -> assign -> simulated response -> results (demo/campaigns.sql),
+# and cross-sell: rules per segment -> recommendations -> segment affinity (demo/cross_sell.sql).
 #
-#   scripts/demo.sh [--keep] [--only retail|attributes|campaigns] [--lines N] [--customers N] [--seed N]
+#   scripts/demo.sh [--keep] [--only retail|attributes|campaigns|cross-sell] [--lines N] [--customers N] [--seed N]
 #                   [--report FILE.html]
 #
 # --keep leaves the cluster running and prints how to connect to it.
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --keep) keep=1 ;;
         --only) only=$2; shift
-                case "$only" in retail|attributes|campaigns) ;; *) echo "--only takes retail, attributes or campaigns" >&2; exit 2 ;; esac ;;
+                case "$only" in retail|attributes|campaigns|cross-sell) ;; *) echo "--only takes retail, attributes, campaigns or cross-sell" >&2; exit 2 ;; esac ;;
         --lines) lines=$2; shift ;;
         --customers) customers=$2; shift ;;
         --seed) seed=$2; shift ;;
@@ -52,19 +53,24 @@ CREATE TABLE retail_lines (
 );
 SQL
     log "loading $lines generated invoice lines ($customers customers, seed $seed)"
-    "$RFM_GEN" --lines "$lines" --customers "$customers" --seed "$seed" \
+    "$RFM_GEN" --lines "$lines" --customers "$customers" --seed "$seed" --associations \
         | psql_q -d rfm_demo -c "COPY retail_lines FROM STDIN"
     psql_q -d rfm_demo -c "ANALYZE retail_lines"
     "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d rfm_demo -f "$ROOT/demo/workflow.sql"
 fi
 
-if [ "$only" != attributes ] && [ "$only" != retail ]; then
+if [ -z "$only" ] || [ "$only" = campaigns ]; then
     log "demo 2 (docs/campaigns.md): A/B tests of segment actions, planned, assigned and measured"
     "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d rfm_demo -f "$ROOT/demo/campaigns.sql"
 fi
 
-if [ "$only" != retail ] && [ "$only" != campaigns ]; then
-    log "demo 3 (docs/any-data.md): personas from customer attributes (2,240 generated customers)"
+if [ -z "$only" ] || [ "$only" = cross-sell ]; then
+    log "demo 3 (docs/cross-sell.md): association rules per segment, recommendations, segment affinity"
+    "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d rfm_demo -f "$ROOT/demo/cross_sell.sql"
+fi
+
+if [ -z "$only" ] || [ "$only" = attributes ]; then
+    log "demo 4 (docs/any-data.md): personas from customer attributes (2,240 generated customers)"
     "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d rfm_demo \
         -f "$ROOT/demo/attributes_data.sql" -f "$ROOT/demo/attributes_workflow.sql"
 fi

@@ -172,6 +172,7 @@ CREATE TABLE rfm_basket_models (
     min_support     float8      NOT NULL,
     min_confidence  float8      NOT NULL,
     max_len         int         NOT NULL,
+    min_orders      int         NOT NULL DEFAULT 1,
     orders          bigint      NOT NULL,
     items           bigint      NOT NULL,
     customers       bigint,
@@ -221,7 +222,7 @@ SELECT m.name, m.version, s.segment, s.orders, s.items, s.rules,
         ORDER BY r.lift DESC, r.confidence DESC, r.antecedent, r.consequent LIMIT 1) AS top_rule,
        (SELECT max(r.lift) FROM rfm_basket_rules r
         WHERE r.name = m.name AND r.version = m.version AND r.segment IS NOT DISTINCT FROM s.segment) AS max_lift,
-       m.min_support, m.min_confidence, m.max_len, m.created_at
+       m.min_support, m.min_confidence, m.max_len, m.min_orders, m.created_at
 FROM rfm_basket_models m
 CROSS JOIN LATERAL (
     SELECT NULL::text AS segment, m.orders, m.items,
@@ -246,18 +247,18 @@ COMMENT ON TYPE rfm_basket_train_result IS 'The row rfm_basket_train returns.';
 CREATE FUNCTION rfm_basket_train(name text, source regclass, order_column text, item_column text,
                                  min_support float8 DEFAULT 0.01, min_confidence float8 DEFAULT 0.2,
                                  max_len int DEFAULT 3, segment_column text DEFAULT NULL,
-                                 customer_column text DEFAULT NULL)
+                                 customer_column text DEFAULT NULL, min_orders int DEFAULT 1)
     RETURNS rfm_basket_train_result
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'rfm_basket_train';
-COMMENT ON FUNCTION rfm_basket_train(text, regclass, text, text, float8, float8, int, text, text) IS
-'Mines a new version of basket model name from the lines of source: each order (order_column) is the set of its distinct items (item_column; NULL items ignored, an item repeated in an order counted once); frequent itemsets of up to max_len items with support >= min_support by FP-growth, and every rule A -> C (any split of a frequent itemset) with confidence >= min_confidence, with support, confidence, lift, leverage and conviction as mlxtend''s fpgrowth and association_rules compute them. With segment_column, also per segment (support within the segment''s orders). customer_column adds customer counts. Stores rfm_basket_models and rfm_basket_rules and makes the version active. Memory is bounded by pg_rfm.basket_memory (ERROR 53200 naming the count reached, before memory runs out).';
+COMMENT ON FUNCTION rfm_basket_train(text, regclass, text, text, float8, float8, int, text, text, int) IS
+'Mines a new version of basket model name from the lines of source: each order (order_column) is the set of its distinct items (item_column; NULL items ignored, an item repeated in an order counted once); frequent itemsets of up to max_len items with support >= min_support by FP-growth, and every rule A -> C (any split of a frequent itemset) with confidence >= min_confidence, with support, confidence, lift, leverage and conviction as mlxtend''s fpgrowth and association_rules compute them. With segment_column, also per segment (support within the segment''s orders). customer_column adds customer counts. min_orders (default 1: mlxtend''s rule alone) is a floor in orders an itemset needs besides min_support, so that the few orders of a small segment do not make every chance pair a rule. Stores rfm_basket_models and rfm_basket_rules and makes the version active. Memory is bounded by pg_rfm.basket_memory (ERROR 53200 naming the count reached, before memory runs out).';
 
 CREATE FUNCTION rfm_basket_itemsets(source regclass, order_column text, item_column text,
                                     min_support float8 DEFAULT 0.01, max_len int DEFAULT 3,
-                                    segment_column text DEFAULT NULL)
+                                    segment_column text DEFAULT NULL, min_orders int DEFAULT 1)
     RETURNS TABLE (segment text, itemset text[], support float8, orders bigint)
     LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'rfm_basket_itemsets';
-COMMENT ON FUNCTION rfm_basket_itemsets(regclass, text, text, float8, int, text) IS
+COMMENT ON FUNCTION rfm_basket_itemsets(regclass, text, text, float8, int, text, int) IS
 'The frequent itemsets rfm_basket_train finds (FP-growth over the distinct items of each order, as mlxtend''s fpgrowth), without storing a model: segment (NULL: all orders), the items (sorted), support and the count of orders. Ordered by segment, size, items.';
 
 CREATE FUNCTION rfm_basket_activate(name text, version int) RETURNS void

@@ -115,16 +115,26 @@ impl Tree {
     }
 }
 
-/// Frequent itemsets of up to `max_len` items of the orders (each a list of distinct item
-/// ids below `n_items`), with mlxtend's thresholds. `check` is called often (cancellation).
+/// What makes an itemset frequent: support at least `min_support` (as mlxtend decides it),
+/// at least `min_orders` orders (1: mlxtend's rule alone; more keeps small segments from
+/// counting every chance pair), at most `max_len` items.
+#[derive(Clone, Copy, Debug)]
+pub struct Thresholds {
+    pub min_support: f64,
+    pub min_orders: u64,
+    pub max_len: usize,
+}
+
+/// Frequent itemsets of the orders (each a list of distinct item ids below `n_items`), with
+/// mlxtend's thresholds and the floor of `min_orders`. `check` is called often (cancellation).
 pub fn frequent_itemsets(
     orders: &[Vec<u32>],
     n_items: usize,
-    min_support: f64,
-    max_len: usize,
+    t: &Thresholds,
     budget: &mut Budget,
     check: &mut dyn FnMut(),
 ) -> Result<Vec<Itemset>, CoreError> {
+    let (min_support, max_len) = (t.min_support, t.max_len);
     let n = orders.len();
     let mut out = Vec::new();
     if n == 0 || max_len == 0 {
@@ -137,9 +147,11 @@ pub fn frequent_itemsets(
         }
     }
     // Single items: support >= min_support, as mlxtend's setup_fptree filters them.
-    let mut frequent: Vec<u32> = (0..n_items as u32).filter(|&i| counts[i as usize] as f64 / n as f64 >= min_support).collect();
+    let mut frequent: Vec<u32> = (0..n_items as u32)
+        .filter(|&i| counts[i as usize] as f64 / n as f64 >= min_support && counts[i as usize] >= t.min_orders)
+        .collect();
     frequent.sort_by(|a, b| counts[*b as usize].cmp(&counts[*a as usize]).then(a.cmp(b)));
-    let min_count = (min_support * n as f64).ceil().max(1.0) as u64;
+    let min_count = ((min_support * n as f64).ceil() as u64).max(t.min_orders).max(1);
     for &i in &frequent {
         budget.spend(40)?;
         budget.itemsets += 1;
@@ -596,6 +608,10 @@ mod tests {
     use super::*;
     use crate::core::rng::Rng;
 
+    fn th(min_support: f64, max_len: usize) -> Thresholds {
+        Thresholds { min_support, min_orders: 1, max_len }
+    }
+
     /// All itemsets by brute force: every subset of frequent size-1 items, counted directly.
     fn brute(orders: &[Vec<u32>], n_items: usize, ms: f64, max_len: usize) -> Vec<Itemset> {
         let n = orders.len();
@@ -641,9 +657,20 @@ mod tests {
         for (seed, ms, max_len) in [(1, 0.02, 3), (2, 0.05, 2), (3, 0.01, 4), (4, 0.3, 3), (5, 0.07, 3)] {
             let orders = random_orders(seed, 700, 14);
             let mut budget = Budget::new(1 << 30);
-            let got = frequent_itemsets(&orders, 14, ms, max_len, &mut budget, &mut || {}).unwrap();
+            let got = frequent_itemsets(&orders, 14, &th(ms, max_len), &mut budget, &mut || {}).unwrap();
             assert_eq!(got, brute(&orders, 14, ms, max_len), "seed {seed}");
         }
+    }
+
+    #[test]
+    fn min_orders_is_a_floor() {
+        let orders = random_orders(6, 400, 14);
+        let mut budget = Budget::new(1 << 30);
+        let all = frequent_itemsets(&orders, 14, &th(0.005, 3), &mut budget, &mut || {}).unwrap();
+        let floor = frequent_itemsets(&orders, 14, &Thresholds { min_orders: 9, ..th(0.005, 3) }, &mut budget, &mut || {}).unwrap();
+        let want: Vec<Itemset> = all.into_iter().filter(|s| s.count >= 9).collect();
+        assert!(want.len() < 400 && !want.is_empty());
+        assert_eq!(floor, want);
     }
 
     #[test]
@@ -651,7 +678,7 @@ mod tests {
         // 4 orders: {0,1}, {0,1}, {0,2}, {1}. Frequent at 0.5: {0} 3, {1} 3, {0,1} 2.
         let orders = vec![vec![0, 1], vec![0, 1], vec![0, 2], vec![1]];
         let mut budget = Budget::new(1 << 20);
-        let sets = frequent_itemsets(&orders, 3, 0.5, 3, &mut budget, &mut || {}).unwrap();
+        let sets = frequent_itemsets(&orders, 3, &th(0.5, 3), &mut budget, &mut || {}).unwrap();
         assert_eq!(sets.iter().map(|s| (s.items.clone(), s.count)).collect::<Vec<_>>(), vec![(vec![0], 3), (vec![1], 3), (vec![0, 1], 2)]);
         let rules = rules(&sets, 4, 0.5, &mut budget, &mut || {}).unwrap();
         assert_eq!(rules.len(), 2);
@@ -663,7 +690,7 @@ mod tests {
         assert!((r.leverage + 0.0625).abs() < 1e-15 && (r.conviction.unwrap() - 0.75).abs() < 1e-15);
         // Confidence 1: conviction is infinite (None).
         let sure = vec![vec![0, 1], vec![0, 1], vec![1]];
-        let sets = frequent_itemsets(&sure, 2, 0.5, 2, &mut budget, &mut || {}).unwrap();
+        let sets = frequent_itemsets(&sure, 2, &th(0.5, 2), &mut budget, &mut || {}).unwrap();
         let rs = super::rules(&sets, 3, 0.9, &mut budget, &mut || {}).unwrap();
         assert_eq!(rs.len(), 1);
         assert_eq!((rs[0].confidence, rs[0].conviction), (1.0, None));
@@ -673,7 +700,7 @@ mod tests {
     fn model_values_round_trip_and_refuse_damage() {
         let orders = random_orders(3, 500, 12);
         let mut budget = Budget::new(1 << 30);
-        let sets = frequent_itemsets(&orders, 12, 0.02, 3, &mut budget, &mut || {}).unwrap();
+        let sets = frequent_itemsets(&orders, 12, &th(0.02, 3), &mut budget, &mut || {}).unwrap();
         let rules = rules(&sets, orders.len(), 0.3, &mut budget, &mut || {}).unwrap();
         assert!(rules.len() > 5);
         let m = BasketModel {
@@ -700,7 +727,7 @@ mod tests {
     fn budget_stops_early() {
         let orders = random_orders(9, 2000, 40);
         let mut budget = Budget::new(4096);
-        let e = frequent_itemsets(&orders, 40, 0.001, 4, &mut budget, &mut || {}).unwrap_err();
+        let e = frequent_itemsets(&orders, 40, &th(0.001, 4), &mut budget, &mut || {}).unwrap_err();
         assert_eq!(e.kind, Kind::OutOfMemory);
         assert!(e.message.contains("itemsets and"), "{}", e.message);
     }

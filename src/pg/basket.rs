@@ -15,7 +15,7 @@ use super::error::{notice, null_not_allowed, raise, spi_fail, OrRaise, PgError};
 use super::experiment::for_each_row;
 use super::spi::{select_text, Statement};
 use super::value::cstring_datum;
-use crate::core::basket::{self, BasketModel, Budget, RuleIndex};
+use crate::core::basket::{self, BasketModel, Budget, RuleIndex, Thresholds};
 
 fn check() {
     pgrx::check_for_interrupts!();
@@ -74,10 +74,10 @@ fn mine(
     orders: &[Vec<u32>],
     customers: Option<usize>,
     n_items: usize,
-    opts: (f64, f64, usize),
+    opts: (Thresholds, f64),
     budget: &mut Budget,
 ) -> Mined {
-    let (min_support, min_confidence, max_len) = opts;
+    let (t, min_confidence) = opts;
     let mut seen = vec![false; n_items];
     for o in orders {
         for &i in o {
@@ -85,7 +85,7 @@ fn mine(
         }
     }
     let items = seen.iter().filter(|s| **s).count();
-    let sets = basket::frequent_itemsets(orders, n_items, min_support, max_len, budget, &mut check).or_raise(what);
+    let sets = basket::frequent_itemsets(orders, n_items, &t, budget, &mut check).or_raise(what);
     let rules = basket::rules(&sets, orders.len(), min_confidence, budget, &mut check).or_raise(what);
     let label = segment.as_deref().map_or("all orders".to_string(), |s| format!("segment \"{s}\""));
     notice(format!("{what}: {label}: {} orders, {items} items, {} frequent itemsets, {} rules", orders.len(), sets.len(), rules.len()));
@@ -103,7 +103,7 @@ pg_v1! {
         let source = args.oid(1).unwrap_or_else(|| null_not_allowed(format!("{what}: source must not be NULL")));
         let order_column = text_arg(&args, 2, "order_column");
         let item_column = text_arg(&args, 3, "item_column");
-        let (min_support, max_len) = thresholds(&args, 4, 6);
+        let t = thresholds(&args, 4, 6, 9);
         let min_confidence = args.f64(5).unwrap_or_else(|| null_not_allowed(format!("{what}: min_confidence must not be NULL")));
         let segment_column = args.text(7);
         let customer_column = args.text(8);
@@ -118,7 +118,7 @@ pg_v1! {
         let read = read_orders(what, source, &order_column, &item_column, segment_column.as_deref(), customer_column.as_deref());
         let Orders { relation, names, scopes, .. } = read;
         let with_customers = customer_column.is_some();
-        let opts = (min_support, min_confidence, max_len);
+        let opts = (t, min_confidence);
         let mut budget = Budget::new(super::gucs::basket_memory().saturating_sub(super::heap::held()));
         let n_items = names.len();
         let mut mined = Vec::with_capacity(scopes.len());
@@ -284,18 +284,22 @@ fn read_orders(
 
 const ITEMSETS: [Oid; 4] = [pg_sys::TEXTOID, pg_sys::TEXTARRAYOID, pg_sys::FLOAT8OID, pg_sys::INT8OID];
 
-/// min_support and max_len, checked.
-fn thresholds(args: &Args<'_>, support_at: usize, len_at: usize) -> (f64, usize) {
+/// min_support, max_len and min_orders (arguments at these positions), checked.
+fn thresholds(args: &Args<'_>, support_at: usize, len_at: usize, orders_at: usize) -> Thresholds {
     let what = args.name;
     let min_support = args.f64(support_at).unwrap_or_else(|| null_not_allowed(format!("{what}: min_support must not be NULL")));
     let max_len = args.i32(len_at).unwrap_or_else(|| null_not_allowed(format!("{what}: max_len must not be NULL")));
+    let min_orders = args.i32(orders_at).unwrap_or_else(|| null_not_allowed(format!("{what}: min_orders must not be NULL")));
     if !(min_support > 0.0 && min_support <= 1.0) {
         invalid(what, format!("min_support must be in (0, 1], got {min_support}"));
     }
     if !(1..=16).contains(&max_len) {
         invalid(what, format!("max_len must be between 1 and 16, got {max_len}"));
     }
-    (min_support, max_len as usize)
+    if min_orders < 1 {
+        invalid(what, format!("min_orders must be at least 1, got {min_orders}"));
+    }
+    Thresholds { min_support, min_orders: min_orders as u64, max_len: max_len as usize }
 }
 
 pg_v1! {
@@ -305,13 +309,13 @@ pg_v1! {
         let what = args.name;
         let source = args.oid(0).unwrap_or_else(|| null_not_allowed(format!("{what}: source must not be NULL")));
         let (order_column, item_column) = (text_arg(&args, 1, "order_column"), text_arg(&args, 2, "item_column"));
-        let (min_support, max_len) = thresholds(&args, 3, 4);
+        let t = thresholds(&args, 3, 4, 6);
         let segment_column = args.text(5);
         let Orders { names, scopes, .. } = read_orders(what, source, &order_column, &item_column, segment_column.as_deref(), None);
         let mut budget = Budget::new(super::gucs::basket_memory().saturating_sub(super::heap::held()));
         let mut rows = Vec::new();
         for sc in &scopes {
-            let sets = basket::frequent_itemsets(&sc.orders, names.len(), min_support, max_len, &mut budget, &mut check).or_raise(what);
+            let sets = basket::frequent_itemsets(&sc.orders, names.len(), &t, &mut budget, &mut check).or_raise(what);
             for set in sets {
                 let items: Vec<String> = set.items.iter().map(|&i| names[i as usize].clone()).collect();
                 rows.push(vec![
@@ -340,7 +344,7 @@ fn store(
     name: &str,
     source: &str,
     columns: (&str, &str, Option<&str>, Option<&str>),
-    opts: (f64, f64, usize),
+    opts: (Thresholds, f64),
     names: &[String],
     mined: &[Mined],
     elapsed_ms: f64,
@@ -374,7 +378,7 @@ fn store(
         let row = json!({
             "name": name, "version": version, "active": true, "source": source,
             "order_column": columns.0, "item_column": columns.1, "segment_column": columns.2, "customer_column": columns.3,
-            "min_support": opts.0, "min_confidence": opts.1, "max_len": opts.2,
+            "min_support": opts.0.min_support, "min_confidence": opts.1, "max_len": opts.0.max_len, "min_orders": opts.0.min_orders,
             "orders": mined[0].orders, "items": mined[0].items, "customers": mined[0].customers,
             "itemsets": mined.iter().map(|m| m.itemsets).sum::<usize>(), "rules": mined.iter().map(|m| m.rules.len()).sum::<usize>(),
             "segments": segments, "elapsed_ms": elapsed_ms,

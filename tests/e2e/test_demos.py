@@ -36,7 +36,7 @@ def demo_db(dsn):
 
 def test_retail_workflow(demo_db):
     conn = demo_db
-    data = subprocess.run([os.environ["RFM_GEN"], "--lines", "60000", "--customers", "800", "--seed", "5"],
+    data = subprocess.run([os.environ["RFM_GEN"], "--lines", "60000", "--customers", "800", "--seed", "5", "--associations"],
                           check=True, capture_output=True).stdout
     conn.execute("CREATE TABLE retail_lines (invoice text, stock_code text, quantity int,"
                  " invoice_date timestamptz, price float8, customer_id int, country text)")
@@ -111,6 +111,39 @@ def test_campaigns_workflow(demo_db):
     assert champ[1] < champ[0] / 5 and champ[2] > 0.9, champ
     # The planted truth, 20% of control's revenue per customer, is inside the CUPED interval.
     assert champ[3] < 0.2 * champ[5] < champ[4], champ
+
+
+def test_cross_sell_workflow(demo_db):
+    """demo/cross_sell.sql after the retail workflow: the planted bundles are found as rules,
+    and the recommendations of every customer equal the rules applied in plain SQL."""
+    conn = demo_db
+    out = psql("cross_sell.sql")
+    for step in range(1, 8):
+        assert f"== {step}." in out
+    # The planted bundles (rfm-gen's BUNDLES: products ranked 3 and 41, 7 with 58 and 90, 12
+    # and 133, 20 and 77, 5 with 211 and 212, as stock codes) are the rules found.
+    planted = {("10023", "10289"), ("10051", "10408"), ("10051", "10632A"), ("10086", "10933"), ("10142", "10541"),
+               ("10037", "11479"), ("10037", "11486")}
+    found = conn.execute("SELECT antecedent, consequent, lift FROM rfm_basket_rules('retail', NULL)"
+                         " WHERE cardinality(antecedent) = 1 AND cardinality(consequent) = 1").fetchall()
+    pairs = {(a[0], c[0]) for a, c, _ in found} | {(c[0], a[0]) for a, c, _ in found}
+    assert len(found) > 0 and all(p in planted or (p[1], p[0]) in planted for p in pairs), found
+    assert min(l for _, _, l in found) > 5
+    # Recommendations in plain SQL: per customer and candidate item, the best (confidence,
+    # lift) of the segment's rules whose antecedent the basket holds; top 3 by those, then item.
+    differ = conn.execute("""
+        WITH b AS (SELECT customer_id, segment, array_agg(DISTINCT stock_code) AS items FROM segment_lines GROUP BY 1, 2),
+             best AS (SELECT b.customer_id, x.item, r.confidence, r.lift,
+                             row_number() OVER (PARTITION BY b.customer_id, x.item ORDER BY r.confidence DESC, r.lift DESC) AS k
+                      FROM b JOIN rfm_basket_rules('retail') r ON r.segment = b.segment AND r.antecedent <@ b.items
+                      CROSS JOIN LATERAL unnest(r.consequent) x(item)
+                      WHERE NOT x.item = ANY (b.items)),
+             want AS (SELECT customer_id, (array_agg(item ORDER BY confidence DESC, lift DESC, item))[1:3] AS items
+                      FROM best WHERE k = 1 GROUP BY 1)
+        SELECT count(*) FILTER (WHERE coalesce(w.items, '{}') IS DISTINCT FROM rfm_recommend('retail', b.items, 3, b.segment)),
+               count(w.items)
+        FROM b LEFT JOIN want w USING (customer_id)""").fetchone()
+    assert differ[0] == 0 and differ[1] > 20, differ
 
 
 def test_attributes_workflow(demo_db):
