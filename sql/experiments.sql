@@ -58,17 +58,15 @@ COMMENT ON COLUMN rfm_experiments.seed IS 'The seed of the keyed hash that order
 COMMENT ON COLUMN rfm_experiments.source IS 'The relation the customers were read from (as written at creation); rfm_experiment_results reads covariates from it.';
 
 CREATE TABLE rfm_experiment_assignments (
-    experiment  text NOT NULL REFERENCES rfm_experiments (name) ON DELETE CASCADE,
+    experiment  text NOT NULL,
     customer_id text NOT NULL,
     stratum     text,
-    arm         text NOT NULL,
-    PRIMARY KEY (experiment, customer_id)
-);
+    arm         text NOT NULL
+) PARTITION BY LIST (experiment);
 COMMENT ON TABLE rfm_experiment_assignments IS
-'One row per customer of each experiment: the customer id (as text), its stratum (NULL without a stratum column, or for a NULL stratum value) and its arm. Within each stratum every arm has its share of the customers to less than one customer.';
+'One row per customer of each experiment: the customer id (as text), its stratum (NULL without a stratum column, or for a NULL stratum value) and its arm. Within each stratum every arm has its share of the customers to less than one customer. Each experiment''s rows are one partition, a table named rfm_assignments_<name>_<hash> owned by this table''s owner with the primary key (experiment, customer_id): rfm_experiment_create writes it and builds its index in one pass, rfm_experiment_drop drops it whole. Read it through this table.';
 
 SELECT pg_catalog.pg_extension_config_dump('rfm_experiments', '');
-SELECT pg_catalog.pg_extension_config_dump('rfm_experiment_assignments', '');
 GRANT SELECT ON rfm_experiments, rfm_experiment_assignments TO PUBLIC;
 
 ------------------------------------------------------------------------------
@@ -104,26 +102,38 @@ COMMENT ON FUNCTION rfm_experiment_end(text) IS
 'Marks experiment name ended (status, ended_at). Its assignments and rfm_experiment_arm stay as they are.';
 
 CREATE FUNCTION rfm_experiment_drop(name text) RETURNS bigint
-    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
-    SET search_path = @extschema@, pg_catalog
-    AS $$
-DECLARE
-    gone bigint;
-BEGIN
-    SELECT count(*) INTO gone FROM rfm_experiment_assignments a WHERE a.experiment = rfm_experiment_drop.name;
-    DELETE FROM rfm_experiments e WHERE e.name = rfm_experiment_drop.name;
-    IF NOT FOUND THEN
-        RETURN 0;
-    END IF;
-    RETURN gone;
-END
-$$;
+    LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'rfm_experiment_drop';
 COMMENT ON FUNCTION rfm_experiment_drop(text) IS
-'Deletes experiment name and its assignments; returns the number of assignments deleted (0 when there was no such experiment).';
+'Deletes experiment name and drops the partition of rfm_experiment_assignments that holds its assignments; returns the number of assignments dropped (0 when there was no such experiment). Needs DELETE on rfm_experiments and rfm_experiment_assignments; waits for queries reading rfm_experiment_assignments to end.';
 
 ------------------------------------------------------------------------------
 -- Results
 ------------------------------------------------------------------------------
+CREATE FUNCTION rfm_experiment_lines_trans(internal, text, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_experiment_lines_trans';
+CREATE FUNCTION rfm_experiment_lines_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_experiment_lines_combine';
+CREATE FUNCTION rfm_experiment_lines_serial(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_experiment_lines_serial';
+CREATE FUNCTION rfm_experiment_lines_deserial(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_experiment_lines_deserial';
+CREATE FUNCTION rfm_experiment_lines_final(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'rfm_experiment_lines_final';
+CREATE AGGREGATE rfm_experiment_lines(customer text, amount float8) (
+    SFUNC = rfm_experiment_lines_trans, STYPE = internal, SSPACE = 100000,
+    FINALFUNC = rfm_experiment_lines_final,
+    COMBINEFUNC = rfm_experiment_lines_combine, SERIALFUNC = rfm_experiment_lines_serial,
+    DESERIALFUNC = rfm_experiment_lines_deserial,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE rfm_experiment_lines(text, float8) IS
+'Per customer, the net sum of amount and whether a line had amount >= 0, in a serialized form: what rfm_experiment_results and rfm_experiment_plan read from the order lines of their window, summed by the executor (in parallel workers too). Rows with a NULL are skipped; a NaN or infinite amount is ERROR 22023.';
+COMMENT ON FUNCTION rfm_experiment_lines_trans(internal, text, float8) IS 'Transition function of rfm_experiment_lines.';
+COMMENT ON FUNCTION rfm_experiment_lines_combine(internal, internal) IS 'Combine function of rfm_experiment_lines.';
+COMMENT ON FUNCTION rfm_experiment_lines_serial(internal) IS 'Serial function of rfm_experiment_lines.';
+COMMENT ON FUNCTION rfm_experiment_lines_deserial(bytea, internal) IS 'Deserial function of rfm_experiment_lines.';
+COMMENT ON FUNCTION rfm_experiment_lines_final(internal) IS 'Final function of rfm_experiment_lines: the totals, serialized.';
+
 CREATE FUNCTION rfm_experiment_results(name text, outcomes regclass, customer_column text, ts_column text,
                                        amount_column text, starts timestamptz, ends timestamptz,
                                        covariate_column text DEFAULT NULL)

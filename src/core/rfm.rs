@@ -54,6 +54,10 @@ impl Sum {
     pub fn from_parts(sum: f64, comp: f64) -> Sum {
         Sum { sum, comp }
     }
+    /// The running sum and compensation as they are (for partial states).
+    pub fn raw(&self) -> (f64, f64) {
+        (self.sum, self.comp)
+    }
 }
 
 /// The RFM state of one customer where each row is one order: a few numbers, no heap
@@ -77,7 +81,7 @@ pub struct OrderSet {
 }
 
 #[inline]
-fn pack(id: &[u8]) -> Option<u128> {
+pub(super) fn pack(id: &[u8]) -> Option<u128> {
     if id.len() > 15 {
         return None;
     }
@@ -88,7 +92,7 @@ fn pack(id: &[u8]) -> Option<u128> {
 }
 
 /// The bytes of an id packed by `pack`.
-fn unpack(p: u128) -> Box<[u8]> {
+pub(super) fn unpack(p: u128) -> Box<[u8]> {
     let b = p.to_le_bytes();
     b[..b[15] as usize].into()
 }

@@ -410,6 +410,40 @@ pub fn text_datum(s: &str) -> Datum {
     Datum::from(pgrx::varlena::rust_str_to_text_p(s).into_pg())
 }
 
+/// A one-dimensional `text[]` of the items (None: NULL elements), built in the current memory
+/// context without a Rust `String` per element.
+pub fn text_array_datum<'a>(items: impl ExactSizeIterator<Item = Option<&'a [u8]>>) -> Datum {
+    let n = items.len();
+    let mut elems: Vec<Datum> = Vec::with_capacity(n);
+    let mut nulls: Vec<bool> = Vec::with_capacity(n);
+    for it in items {
+        match it {
+            // SAFETY: cstring_to_text_with_len copies len bytes into a palloc'd text.
+            Some(b) => {
+                elems.push(Datum::from(unsafe { pg_sys::cstring_to_text_with_len(b.as_ptr() as *const std::ffi::c_char, b.len() as i32) }))
+            }
+            None => elems.push(Datum::from(0usize)),
+        }
+        nulls.push(it.is_none());
+    }
+    let (mut dims, mut lbs) = ([n as i32], [1i32]);
+    // SAFETY: elems and nulls hold n entries each; text is a varlena (len -1, by reference,
+    // 'i' alignment); the array is copied into the current memory context.
+    unsafe {
+        Datum::from(pg_sys::construct_md_array(
+            elems.as_mut_ptr(),
+            nulls.as_mut_ptr(),
+            1,
+            dims.as_mut_ptr(),
+            lbs.as_mut_ptr(),
+            pg_sys::TEXTOID,
+            -1,
+            false,
+            pg_sys::TYPALIGN_INT as std::ffi::c_char,
+        ))
+    }
+}
+
 pub fn bytea_datum(b: &[u8]) -> Datum {
     Datum::from(pgrx::varlena::rust_byte_slice_to_bytea(b).into_pg())
 }

@@ -16,9 +16,10 @@ use super::call::*;
 use super::catalog::{quote_ident, schema_prefix};
 use super::error::{notice, null_not_allowed, raise, spi_fail, OrRaise, PgError};
 use super::spi::{select_text, Statement};
-use crate::core::experiment::{self, ArmData, ArmRow, Arms, Customer, Key};
+use crate::core::experiment::{self, ArmData, ArmRow, Arms, Customer, Key, Totals};
 use crate::core::rfm::Sum;
 use crate::core::stats;
+use crate::core::Partial;
 
 const SIZE: [Oid; 2] = [pg_sys::INT8OID, pg_sys::INT8OID];
 const ALPHA: f64 = 0.05;
@@ -131,6 +132,28 @@ pub(super) fn for_each_row(query: &str, params: &[(Oid, Datum)], ncols: usize, r
     }
 }
 
+/// The bytea of the one row of a read-only query with parameters (None: no row or NULL),
+/// through SPI_execute without a row limit, which lets the query run in parallel workers.
+fn select_bytes(query: &str, params: &[(Oid, Datum)]) -> Option<Vec<u8>> {
+    super::spi::run(query, params, true, 0, |rc| {
+        if rc != pg_sys::SPI_OK_SELECT as i32 {
+            return Err(rc);
+        }
+        // SAFETY: run calls this while SPI's result table is valid; the bytes are copied out.
+        unsafe {
+            let table = pg_sys::SPI_tuptable;
+            if pg_sys::SPI_processed > 0 && !table.is_null() {
+                let mut isnull = false;
+                let d = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
+                if !isnull {
+                    return Ok(Some(varlena_bytes(d).to_vec()));
+                }
+            }
+        }
+        Ok(None)
+    })
+}
+
 /// The bytes of a text value from `for_each_row`.
 fn text_of<'a>(d: Datum) -> &'a [u8] {
     // SAFETY: the queries cast these columns to text; the value lives during the row call.
@@ -222,6 +245,7 @@ struct Outcomes {
 #[allow(clippy::too_many_arguments)]
 fn read_outcomes(
     what: &str,
+    schema: &str,
     outcomes: Oid,
     customer_column: &str,
     ts_column: &str,
@@ -238,24 +262,49 @@ fn read_outcomes(
     let c = rel.column(what, customer_column, &[], "");
     let t = rel.column(what, ts_column, &["D"], "ts_column must be a date, timestamp or timestamptz column");
     let a = rel.column(what, amount_column, &["N"], "amount_column must be a numeric column");
-    let query =
-        format!("SELECT {c}::text, {a}::float8 FROM {} WHERE {t} >= $1 AND {t} < $2 AND {c} IS NOT NULL AND {a} IS NOT NULL", rel.name);
+    // The executor sums each customer's lines (the aggregate runs in parallel workers too);
+    // only the per-customer totals come back.
+    let query = format!("SELECT {schema}.rfm_experiment_lines({c}::text, {a}::float8) FROM {} WHERE {t} >= $1 AND {t} < $2", rel.name);
     let mut out = Outcomes { converted: vec![false; n], revenue: vec![Sum::default(); n], lines: 0 };
     let params = [(pg_sys::TIMESTAMPTZOID, Datum::from(starts)), (pg_sys::TIMESTAMPTZOID, Datum::from(ends))];
-    for_each_row(&query, &params, 2, &mut |v, _| {
-        let Some(&i) = customers.get(text_of(v[0])) else { return };
-        let amount = f64::from_bits(v[1].value() as u64);
-        if !amount.is_finite() {
-            invalid(
-                what,
-                format!("an amount of customer \"{}\" in the window is not a finite number", String::from_utf8_lossy(text_of(v[0]))),
-            );
+    let Some(bytes) = select_bytes(&query, &params) else { return out };
+    let totals = Totals::deserialize(&bytes).or_raise(what);
+    drop(bytes);
+    for (k, sum, converted) in totals.into_entries() {
+        if let Some(&i) = customers.get(&k) {
+            out.revenue[i as usize] = sum;
+            out.converted[i as usize] = converted;
+            out.lines += 1;
         }
-        out.revenue[i as usize].add(amount);
-        out.converted[i as usize] |= amount >= 0.0;
-        out.lines += 1;
-    });
+    }
     out
+}
+
+// SAFETY (for every `state` / `state_or_new` below): the declarations in sql/experiments.sql
+// give each support function's `internal` arguments the Totals made by these functions.
+pg_v1! {
+    // rfm_experiment_lines(customer text, amount float8): per customer totals of lines
+    fn rfm_experiment_lines_trans(call: "rfm_experiment_lines") -> Datum {
+        // SAFETY: see above.
+        let state = unsafe { call.state_or_new(0, Totals::default) };
+        if let (Some(c), Some(a)) = (call.bytes(1), call.f64(2)) {
+            state.update(c, a).or_raise(call.name);
+        }
+        super::heap::check(call.name);
+        state_datum(state)
+    }
+    fn rfm_experiment_lines_combine(call: "rfm_experiment_lines") -> Datum { super::aggregates::combine::<Totals>(&call) }
+    fn rfm_experiment_lines_serial(call: "rfm_experiment_lines") -> Datum { super::aggregates::serial::<Totals>(&mut call) }
+    fn rfm_experiment_lines_deserial(call: "rfm_experiment_lines") -> Datum { super::aggregates::deserial::<Totals>(&mut call) }
+    // final: the totals in their serialized form (bytea)
+    fn rfm_experiment_lines_final(call: "rfm_experiment_lines") -> Datum {
+        let args = call.args();
+        // SAFETY: see above.
+        match unsafe { args.state::<Totals>(0) } {
+            Some(s) => bytea_datum(&s.serialize()),
+            None => args.return_null(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------- plan
@@ -325,7 +374,8 @@ pg_v1! {
         if customers.values.is_empty() {
             invalid(what, format!("{} has no customers", rel.name));
         }
-        let o = read_outcomes(what, outcomes, &customer_column, &ts_column, &amount_column, starts, ends, &customers.ids, customers.values.len());
+        let schema = schema_prefix(args);
+        let o = read_outcomes(what, &schema, outcomes, &customer_column, &ts_column, &amount_column, starts, ends, &customers.ids, customers.values.len());
         // Segments in their sorted order, the NULL segment last.
         let mut order: Vec<u32> = (0..segments.values.len() as u32).collect();
         order.sort_by(|a, b| segments.values[*a as usize].cmp(&segments.values[*b as usize]));
@@ -387,17 +437,49 @@ pg_v1! {
 
 const CREATED: [Oid; 5] = [pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::INT8OID, pg_sys::FLOAT8OID, pg_sys::FLOAT8OID];
 
-fn check_can_create(what: &str, schema: &str) {
+/// Raises 42501 unless the caller has `privilege` on both experiment tables, before any work.
+fn check_may(what: &str, schema: &str, privilege: &str, doing: &str) {
     let ok = select_text(
-        "SELECT pg_catalog.has_table_privilege($1 || '.rfm_experiments', 'INSERT')
-            AND pg_catalog.has_table_privilege($1 || '.rfm_experiment_assignments', 'INSERT')",
-        &[schema],
+        "SELECT pg_catalog.has_table_privilege($1 || '.rfm_experiments', $2)
+            AND pg_catalog.has_table_privilege($1 || '.rfm_experiment_assignments', $2)",
+        &[schema, privilege],
     );
     if ok.as_deref() != Some("t") {
-        PgError::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, format!("{what}: permission denied to store experiments"))
-            .detail("Creating an experiment needs INSERT on rfm_experiments and rfm_experiment_assignments.")
-            .hint("Ask the owner of the extension for these privileges, or create it as a role that has them.")
+        PgError::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, format!("{what}: permission denied to {doing} experiments"))
+            .detail(format!("This needs {privilege} on rfm_experiments and rfm_experiment_assignments."))
+            .hint("Ask the owner of the extension for these privileges, or run it as a role that has them.")
             .raise();
+    }
+}
+
+/// Takes the lock that makes one creation or drop of experiment `name` run at a time.
+fn lock_name(name: &str) {
+    Spi::connect_mut(|client| {
+        client.update(
+            "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('pg_rfm experiment ' || $1, 0))",
+            None,
+            &[name.into()],
+        )?;
+        Ok::<(), pgrx::spi::Error>(())
+    })
+    .unwrap_or_else(|e| spi_fail(e));
+}
+
+pg_v1! {
+    // rfm_experiment_drop(name) -> bigint: the assignments dropped
+    fn rfm_experiment_drop(call: "rfm_experiment_drop") -> Datum {
+        let args = call.args();
+        let what = args.name;
+        let Some(name) = args.text(0) else { return args.return_null() };
+        let schema = schema_prefix(args);
+        check_may(what, &schema, "DELETE", "drop");
+        lock_name(&name);
+        Spi::connect_mut(|client| {
+            client.update(format!("DELETE FROM {schema}.rfm_experiments e WHERE e.name = $1").as_str(), None, &[name.as_str().into()])?;
+            Ok::<(), pgrx::spi::Error>(())
+        })
+        .unwrap_or_else(|e| spi_fail(e));
+        Datum::from(super::assignments::drop_partition(&schema, &name))
     }
 }
 
@@ -419,14 +501,10 @@ pg_v1! {
         }
         let arms = Arms::parse(&arms_json, &control).or_raise(what);
         let schema = schema_prefix(args);
-        check_can_create(what, &schema);
+        check_may(what, &schema, "INSERT", "store");
         // One creation of a name at a time; then it must not exist yet.
+        lock_name(&name);
         let exists = Spi::connect_mut(|client| {
-            client.update(
-                "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('pg_rfm experiment ' || $1, 0))",
-                None,
-                &[name.as_str().into()],
-            )?;
             client
                 .update(format!("SELECT EXISTS (SELECT 1 FROM {schema}.rfm_experiments WHERE name = $1)").as_str(), None, &[name.as_str().into()])?
                 .first()
@@ -455,6 +533,7 @@ pg_v1! {
             stratum_of.push(if nulls[1] { u32::MAX } else { strata.get_or_add(text_of(v[1])) });
         });
         let n = ends.len();
+        let read_ms = started.elapsed().as_millis();
         if n == 0 {
             invalid(what, format!("{} has no customers", rel.name));
         }
@@ -480,10 +559,8 @@ pg_v1! {
             .map(|i| Customer { id: id(i), stratum: if stratum_of[i] == u32::MAX { null_index } else { stratum_of[i] } })
             .collect();
         let assigned = experiment::assign(&key, &arms, &customers, &stratum_bytes, &mut check);
+        let assign_ms = started.elapsed().as_millis() - read_ms;
         // Store: the experiment, then the assignments in id order, in batches.
-        let stratum_text = |i: usize| -> Option<String> {
-            (stratum_of[i] != u32::MAX).then(|| String::from_utf8_lossy(&strata.values[stratum_of[i] as usize]).into_owned())
-        };
         let stored = Spi::connect_mut(|client| {
             client.update(
                 format!(
@@ -504,25 +581,16 @@ pg_v1! {
                     (stratum_bytes.len() as i32).into(),
                 ],
             )?;
-            let arm_names: Vec<String> = arms.names.clone();
-            for chunk in order.chunks(100_000) {
-                check();
-                let ids: Vec<String> = chunk.iter().map(|&i| String::from_utf8_lossy(id(i as usize)).into_owned()).collect();
-                let st: Vec<Option<String>> = chunk.iter().map(|&i| stratum_text(i as usize)).collect();
-                let an: Vec<i32> = chunk.iter().map(|&i| assigned[i as usize] as i32 + 1).collect();
-                client.update(
-                    format!(
-                        "INSERT INTO {schema}.rfm_experiment_assignments (experiment, customer_id, stratum, arm)
-                         SELECT $1, u.c, u.s, ($2::text[])[u.a] FROM unnest($3::text[], $4::text[], $5::int[]) AS u(c, s, a)"
-                    )
-                    .as_str(),
-                    None,
-                    &[name.as_str().into(), arm_names.clone().into(), ids.into(), st.into(), an.into()],
-                )?;
-            }
             Ok::<(), pgrx::spi::Error>(())
         });
         stored.unwrap_or_else(|e| spi_fail(e));
+        let stratum_of_row = |i: usize| (stratum_of[i] != u32::MAX).then(|| &*strata.values[stratum_of[i] as usize]);
+        let rows: Vec<super::assignments::Row<'_>> = order
+            .iter()
+            .map(|&i| (id(i as usize), stratum_of_row(i as usize), arms.names[assigned[i as usize] as usize].as_bytes()))
+            .collect();
+        super::assignments::store(what, &schema, &name, &rows, &mut check);
+        drop(rows);
         // Counts per stratum (sorted, NULL last) and arm.
         let k = arms.names.len();
         let mut counts = vec![vec![0u64; k]; stratum_bytes.len()];
@@ -549,12 +617,14 @@ pg_v1! {
                 ]);
             }
         }
+        let total_ms = started.elapsed().as_millis();
         notice(format!(
-            "{what}: experiment \"{name}\": {n} customers of {} in {} strata assigned to {} arms in {} ms",
+            "{what}: experiment \"{name}\": {n} customers of {} in {} strata assigned to {} arms in {total_ms} ms \
+             (read {read_ms}, assign {assign_ms}, store {})",
             rel.name,
             stratum_bytes.len(),
             k,
-            started.elapsed().as_millis()
+            total_ms - read_ms - assign_ms
         ));
         materialize(args, &CREATED, &rows)
     }
@@ -801,12 +871,15 @@ pg_v1! {
         let ResultArgs { name, outcomes, customer_column, ts_column, amount_column, starts, ends, covariate_column } =
             ResultArgs::of(&args);
         let schema = schema_prefix(args);
+        let started = std::time::Instant::now();
         let e = load(what, &schema, &name);
         let a = read_assignment(what, &schema, &e);
         let n = a.arm.len();
-        let o = read_outcomes(what, outcomes, &customer_column, &ts_column, &amount_column, starts, ends, &a.customers.ids, n);
+        let read_ms = started.elapsed().as_millis();
+        let o = read_outcomes(what, &schema, outcomes, &customer_column, &ts_column, &amount_column, starts, ends, &a.customers.ids, n);
+        let lines_ms = started.elapsed().as_millis() - read_ms;
         if o.lines == 0 {
-            notice(format!("{what}: no line of {} in the window is of a customer of experiment \"{name}\"", Relation::of(what, outcomes).name));
+            notice(format!("{what}: no customer of experiment \"{name}\" has a line in {} in the window", Relation::of(what, outcomes).name));
         }
         // The covariate, from the experiment's source: NULL or missing values take the
         // mean, so that they are not adjusted.
@@ -925,6 +998,13 @@ pg_v1! {
                 ]);
             }
         }
+        let total_ms = started.elapsed().as_millis();
+        notice(format!(
+            "{what}: experiment \"{name}\": {n} customers, {} with lines in the window, in {total_ms} ms (assignment {read_ms}, lines {lines_ms}, \
+             statistics {})",
+            o.lines,
+            total_ms - read_ms - lines_ms
+        ));
         materialize(args, &RESULTS, &rows)
     }
 }

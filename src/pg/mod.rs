@@ -8,6 +8,7 @@ pub mod gucs;
 pub mod call;
 pub mod aggregates;
 pub mod assign;
+pub mod assignments;
 pub mod basket;
 pub mod catalog;
 pub mod citus;

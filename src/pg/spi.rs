@@ -14,38 +14,67 @@ use super::error::{raise, spi_fail};
 /// First column of the first row of a read-only query with text parameters ($1, $2, ...),
 /// as text; `None` when there is no row or the value is NULL.
 pub fn select_text(query: &str, args: &[&str]) -> Option<String> {
-    let q = CString::new(query).unwrap_or_else(|_| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "pg_rfm: query contains NUL"));
-    let mut types = vec![pg_sys::TEXTOID; args.len()];
-    let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| text_datum(a)).collect();
-    // SAFETY: SPI is connected and finished in this block; the query and parameter
-    // arrays outlive the call; the value is copied out before SPI_finish frees it.
+    select_text_with(query, args, true)
+}
+
+/// `select_text` for code that writes (never in parallel mode): read-write SPI, which sees
+/// what earlier commands of the same statement changed (a new snapshot per query).
+pub fn select_text_fresh(query: &str, args: &[&str]) -> Option<String> {
+    select_text_with(query, args, false)
+}
+
+fn select_text_with(query: &str, args: &[&str], read_only: bool) -> Option<String> {
+    let params: Vec<(pg_sys::Oid, pg_sys::Datum)> = args.iter().map(|a| (pg_sys::TEXTOID, text_datum(a))).collect();
+    run(query, &params, read_only, 1, |rc| {
+        if rc != pg_sys::SPI_OK_SELECT as i32 {
+            return Err(rc);
+        }
+        // SAFETY: run calls this while SPI's result table is valid; the value is copied out.
+        unsafe {
+            let table = pg_sys::SPI_tuptable;
+            if pg_sys::SPI_processed > 0 && !table.is_null() {
+                let v = pg_sys::SPI_getvalue(*(*table).vals, (*table).tupdesc, 1);
+                if !v.is_null() {
+                    return Ok(Some(CStr::from_ptr(v).to_string_lossy().into_owned()));
+                }
+            }
+        }
+        Ok(None)
+    })
+}
+
+/// Connects SPI, runs `query` with parameters ($1, $2, ... of the given types; `limit` rows
+/// at most, 0 for all: a limit keeps the planner from using parallel workers), hands the
+/// result code to `read` while SPI's result table is valid, and finishes SPI. `read`
+/// returning Err(rc) raises "query returned rc".
+pub fn run<R>(
+    query: &str,
+    params: &[(pg_sys::Oid, pg_sys::Datum)],
+    read_only: bool,
+    limit: i64,
+    read: impl FnOnce(i32) -> Result<R, i32>,
+) -> R {
+    let q = CString::new(query).unwrap_or_else(|_| raise(PgSqlErrorCode::ERRCODE_INVALID_NAME, "pg_rfm: a name in a query contains NUL"));
+    let mut types: Vec<pg_sys::Oid> = params.iter().map(|p| p.0).collect();
+    let mut values: Vec<pg_sys::Datum> = params.iter().map(|p| p.1).collect();
+    // SAFETY: SPI is connected and finished in this block; the query and parameter arrays
+    // outlive the call; `read` copies out what it keeps before SPI_finish frees it.
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             spi_fail("SPI_connect");
         }
         let rc = pg_sys::SPI_execute_with_args(
             q.as_ptr(),
-            args.len() as i32,
+            params.len() as i32,
             types.as_mut_ptr(),
             values.as_mut_ptr(),
             std::ptr::null(),
-            true,
-            1,
+            read_only,
+            limit,
         );
-        if rc != pg_sys::SPI_OK_SELECT as i32 {
-            pg_sys::SPI_finish();
-            spi_fail(format!("query returned {rc}"));
-        }
-        let mut out = None;
-        let table = pg_sys::SPI_tuptable;
-        if pg_sys::SPI_processed > 0 && !table.is_null() {
-            let v = pg_sys::SPI_getvalue(*(*table).vals, (*table).tupdesc, 1);
-            if !v.is_null() {
-                out = Some(CStr::from_ptr(v).to_string_lossy().into_owned());
-            }
-        }
+        let out = if rc < 0 { Err(rc) } else { read(rc) };
         pg_sys::SPI_finish();
-        out
+        out.unwrap_or_else(|rc| spi_fail(format!("query returned {rc}")))
     }
 }
 

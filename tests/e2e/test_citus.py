@@ -29,23 +29,28 @@ def connect(dsn=DSN):
     return conn
 
 
+def load_lines(conn, table, *gen_args):
+    """rfm-gen's lines (gen_args) in a plain table and the same rows in table_dist,
+    distributed by customer_id (32 shards)."""
+    data = subprocess.run([os.environ["RFM_GEN"], *gen_args], check=True, capture_output=True).stdout
+    for t in (table, f"{table}_dist"):
+        conn.execute(f"DROP TABLE IF EXISTS {t} CASCADE")
+        conn.execute(f"CREATE TABLE {t} (invoice text, stock_code text, quantity int, invoice_date timestamptz,"
+                     " price float8, customer_id int, country text)")
+    conn.execute(f"SELECT create_distributed_table('{table}_dist', 'customer_id')")
+    with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+        copy.write(data)
+    # The distribution column cannot be NULL: guest lines stay out of both tables.
+    conn.execute(f"DELETE FROM {table} WHERE customer_id IS NULL")
+    conn.execute(f"INSERT INTO {table}_dist SELECT * FROM {table}")
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """Transactions in a plain table and the same rows distributed by customer_id (32
     shards); RFM per customer both ways; a model 'm' trained on the plain table."""
-    data = subprocess.run([os.environ["RFM_GEN"], "--lines", "150000", "--customers", "2500", "--seed", "5"],
-                          check=True, capture_output=True).stdout
     with connect() as conn:
-        for t in ("tx", "tx_dist"):
-            conn.execute(f"DROP TABLE IF EXISTS {t} CASCADE")
-            conn.execute(f"CREATE TABLE {t} (invoice text, stock_code text, quantity int, invoice_date timestamptz,"
-                         " price float8, customer_id int, country text)")
-        conn.execute("SELECT create_distributed_table('tx_dist', 'customer_id')")
-        with conn.cursor().copy("COPY tx FROM STDIN") as copy:
-            copy.write(data)
-        # The distribution column cannot be NULL: guest lines stay out of both tables.
-        conn.execute("DELETE FROM tx WHERE customer_id IS NULL")
-        conn.execute("INSERT INTO tx_dist SELECT * FROM tx")
+        load_lines(conn, "tx", "--lines", "150000", "--customers", "2500", "--seed", "5")
         for src, dst in (("tx", "cust"), ("tx_dist", "cust_dist")):
             conn.execute(f"DROP TABLE IF EXISTS {dst} CASCADE")
             conn.execute(f"CREATE TABLE {dst} (customer_id int, recency float8, frequency bigint, monetary float8)")
@@ -348,23 +353,28 @@ def test_baskets_on_distributed_tables(cluster):
     lines (rules and metrics exactly: counts do not depend on the order rows arrive in), and
     rfm_recommend over the model as a value runs on the workers; by name it refuses there."""
     with connect() as conn:
+        # Lines with planted bundles (the cluster's tx has about 5 lines an order and no rules).
+        load_lines(conn, "bx", "--lines", "80000", "--customers", "800", "--seed", "3", "--associations")
         for name in ("bk_plain", "bk_dist"):
             conn.execute("SELECT rfm_basket_drop(%s)", (name,))
-        conn.execute("SELECT rfm_basket_train('bk_plain', 'tx', 'invoice', 'stock_code', 0.01, 0.2)")
-        conn.execute("SELECT rfm_basket_train('bk_dist', 'tx_dist', 'invoice', 'stock_code', 0.01, 0.2)")
+        conn.execute("SELECT rfm_basket_train('bk_plain', 'bx', 'invoice', 'stock_code', 0.01, 0.2)")
+        conn.execute("SELECT rfm_basket_train('bk_dist', 'bx_dist', 'invoice', 'stock_code', 0.01, 0.2)")
         plain = rows(conn, "SELECT segment, antecedent, consequent, support, confidence, lift, leverage, conviction, orders"
                            " FROM rfm_basket_rules('bk_plain') ORDER BY 2, 3")
         dist = rows(conn, "SELECT segment, antecedent, consequent, support, confidence, lift, leverage, conviction, orders"
                           " FROM rfm_basket_rules('bk_dist') ORDER BY 2, 3")
         assert len(plain) > 0 and plain == dist
+        # docs/cross-sell.md's query: baskets grouped by the distribution column, joined with
+        # the model read once on the coordinator.
         query = ("WITH m AS MATERIALIZED (SELECT rfm_basket_model_of('bk_plain') AS m)"
-                 " SELECT t.customer_id, rfm_recommend(m.m, array_agg(DISTINCT t.stock_code), 3)"
-                 " FROM tx_dist t, m GROUP BY t.customer_id, m.m ORDER BY 1")
+                 " SELECT b.customer_id, rfm_recommend(m.m, b.items, 3)"
+                 " FROM (SELECT customer_id, array_agg(DISTINCT stock_code) AS items FROM bx_dist GROUP BY customer_id) b, m"
+                 " ORDER BY 1")
         on_workers = rows(conn, query)
-        local = rows(conn, "SELECT customer_id, rfm_recommend('bk_plain', array_agg(DISTINCT stock_code), 3) FROM tx"
+        local = rows(conn, "SELECT customer_id, rfm_recommend('bk_plain', array_agg(DISTINCT stock_code), 3) FROM bx"
                            " GROUP BY customer_id ORDER BY 1")
         assert on_workers == local and sum(1 for _, r in local if r) > 100
         assert any("rfm_recommend" in q for q in worker_queries(conn, query))
         with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
-            rows(conn, "SELECT customer_id, rfm_recommend('bk_plain', array_agg(DISTINCT stock_code)) FROM tx_dist GROUP BY 1")
+            rows(conn, "SELECT customer_id, rfm_recommend('bk_plain', array_agg(DISTINCT stock_code)) FROM bx_dist GROUP BY 1")
         assert "rfm_basket_model_of" in e.value.diag.message_hint

@@ -98,8 +98,27 @@ UPDATE rfm_experiments SET arms = '{"control": 2}' WHERE name = 'hand';
 SELECT * FROM try_sql_verbose($$SELECT * FROM rfm_experiment_results('hand', 'hand_orders', 'customer_id', 'ts', 'amount', '2024-03-01', '2024-04-01')$$);
 ROLLBACK;
 
+-- Storage: the experiment's rows are one partition with its own primary key, owned like
+-- the parent; a row for an experiment that does not exist has nowhere to go, and a table in
+-- the way of a new experiment's partition is named in the error.
+SELECT c.relname ~ '^rfm_assignments_hand_[0-9a-f]{12}$' AS named, c.relowner = p.relowner AS owned_like_parent,
+       pg_get_expr(c.relpartbound, c.oid) AS bound,
+       (SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p') AS key
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+WHERE p.relname = 'rfm_experiment_assignments';
+SELECT q, try_sql(q) AS outcome FROM (VALUES
+    ($$INSERT INTO rfm_experiment_assignments VALUES ('ghost', 'h01', NULL, 'offer')$$),
+    ($$INSERT INTO rfm_experiment_assignments VALUES ('hand', 'h01', 'big', 'offer')$$)
+) AS cases(q);
+-- (The name: "in the way" with FNV-1a 64 of it, top 48 bits, computed in Python.)
+BEGIN;
+CREATE TABLE rfm_assignments_in_the_way_4f91dbee8b53 ();
+SELECT * FROM try_sql_verbose($$SELECT * FROM rfm_experiment_create('in the way', 'hand_customers', 'customer_id', '{"control": 0.5, "offer": 0.5}')$$);
+ROLLBACK;
+
 -- Ending and dropping.
 SELECT rfm_experiment_end('hand');
 SELECT status, ended_at IS NOT NULL AS ended FROM rfm_experiments WHERE name = 'hand';
 SELECT rfm_experiment_drop('hand') AS assignments_deleted, rfm_experiment_drop('hand') AS again;
 SELECT count(*) AS left_behind FROM rfm_experiment_assignments WHERE experiment = 'hand';
+SELECT count(*) AS partitions_left FROM pg_inherits WHERE inhparent = 'rfm_experiment_assignments'::regclass;

@@ -52,13 +52,21 @@ SELECT q, try_sql(q) AS trainer FROM (VALUES
     ($$SELECT version FROM rfm_clv_train('trainer_clv', 'secret_clv')$$),
     ($$SELECT count(*) FROM rfm_experiment_create('trainer_exp', 'customer_rfm', 'customer_id', '{"control": 0.5, "offer": 0.5}')$$),
     ($$SELECT count(*) FROM rfm_experiment_create('trainer_exp2', 'secret_customers', 'customer_id', '{"control": 0.5, "offer": 0.5}')$$),
+    ($$SELECT count(*) FROM rfm_experiment_create('trainer_exp3', 'customer_rfm', 'customer_id', '{"control": 0.5, "offer": 0.5}')$$),
+    ($$SELECT rfm_experiment_drop('trainer_exp3') > 0$$),
     ($$SELECT version FROM rfm_basket_train('trainer_basket', 'priv_lines', 'o', 'i', 0.5)$$),
     ($$SELECT version FROM rfm_basket_train('trainer_basket2', 'secret_lines', 'o', 'i', 0.5)$$)
 ) AS cases(q);
 RESET ROLE;
 SELECT model, version, created_by FROM rfm_models WHERE model IN ('trainer_model', 'analyst_model') ORDER BY 1, 2;
 SELECT model, version, created_by FROM rfm_clv_models WHERE model IN ('trainer_clv', 'analyst_clv') ORDER BY 1, 2;
-SELECT name, customers, created_by FROM rfm_experiments WHERE name IN ('trainer_exp', 'trainer_exp2', 'analyst_exp') ORDER BY 1;
+SELECT name, customers, created_by FROM rfm_experiments WHERE name IN ('trainer_exp', 'trainer_exp2', 'trainer_exp3', 'analyst_exp') ORDER BY 1;
+-- The trainer, without CREATE on the schema, made its experiment's partition; it belongs to
+-- the owner of rfm_experiment_assignments, as the parent does.
+SELECT c.relname ~ '^rfm_assignments_trainer_exp_[0-9a-f]{12}$' AS trainer_partition, c.relowner = p.relowner AS owned_like_parent,
+       has_schema_privilege('regress_rfm_trainer', c.relnamespace, 'CREATE') AS trainer_may_create_tables
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+WHERE p.relname = 'rfm_experiment_assignments' ORDER BY c.relname;
 SELECT name, version, created_by FROM rfm_basket_models WHERE name IN ('trainer_basket', 'trainer_basket2', 'analyst_basket') ORDER BY 1;
 
 SET ROLE regress_rfm_outsider;
