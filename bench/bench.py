@@ -29,6 +29,15 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def peak_rss(pid):
+    """The peak resident memory (VmHWM) of a server process, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -373,17 +382,21 @@ class Bench:
         from scipy import stats
         from statsmodels.stats.multitest import multipletests
         from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
-        cust, outc = f"exp_customers_{customers}", f"exp_lines_{lines}"
+        cust, outc = f"exp_customers_{customers}", f"exp_lines_{customers}_{lines}"
         if not self.q("SELECT to_regclass(%s) IS NOT NULL", (cust,))[0][0]:
             log(f"generating {customers:,} experiment customers and {lines:,} order lines")
             self.conn.execute(f"CREATE TABLE {cust} AS SELECT 'c' || i AS customer_id,"
                               f" (ARRAY['Champions', 'Loyal', 'At Risk', 'Hibernating', 'New'])[1 + i % 5] AS segment,"
-                              f" (i * 7919 % 10000)::float8 AS monetary FROM generate_series(1, {customers}) i")
-            self.conn.execute(f"CREATE TABLE {outc} AS SELECT 'c' || (1 + (i * 2654435761) % {customers}) AS customer_id,"
+                              f" (i * 7919 % 10000)::float8 AS monetary FROM generate_series(1, {customers}::bigint) i")
+            self.conn.execute(f"VACUUM ANALYZE {cust}")
+        if not self.q("SELECT to_regclass(%s) IS NOT NULL", (outc,))[0][0]:
+            # 40% of the customers buy in the window: 2/5 of the customer numbers, scattered over
+            # the strata (multiplying by 7919 permutes the numbers modulo the customer count).
+            self.conn.execute(f"CREATE TABLE {outc} AS SELECT 'c' || (1 + ((i * 2654435761) % {customers * 2 // 5}) * 7919 % {customers})"
+                              f" AS customer_id,"
                               f" timestamptz '2012-01-01 00:00+00' + (i % 2592000) * interval '1 second' AS ts,"
                               f" CASE WHEN i % 23 = 0 THEN -5.0 ELSE (i % 997)::float8 / 10 END AS amount"
                               f" FROM generate_series(1, {lines}::bigint) i")
-            self.conn.execute(f"VACUUM ANALYZE {cust}")
             self.conn.execute(f"VACUUM ANALYZE {outc}")
         self.warm(cust)
         self.warm(outc)
@@ -445,6 +458,131 @@ class Bench:
         peer_t, _ = self.timed_fn(peer_results, peer_reps)
         self.pair("E2", f"`rfm_experiment_results` (with CUPED) of {customers:,} customers over {lines:,} order lines vs"
                   " psycopg fetch + pandas groupby + statsmodels/scipy tests", ours, peer_t, 0.2)
+
+    # ------------------------------------------------------------------ B1-B3
+    # Cross-sell: mining association rules from order lines (about 20 distinct items an
+    # order over 4,000 items of Zipf-like popularity, with planted bundles), against the
+    # tutorial path: psycopg fetch, pandas one-hot of orders x items, mlxtend fpgrowth and
+    # association_rules; and recommendations for every customer against a plain-SQL join.
+    def make_basket_lines(self, table, lines):
+        if self.q("SELECT to_regclass(%s) IS NOT NULL", (table,))[0][0]:
+            return
+        log(f"generating {lines:,} basket lines into {table}")
+        rng = np.random.default_rng(5)
+        orders = lines // 20
+        self.conn.execute(f"CREATE TABLE {table} (order_id int, customer_id int, item text)")
+        chunk = 500_000
+        for start in range(0, orders, chunk):
+            n = min(chunk, orders - start)
+            sizes = rng.integers(10, 31, n)
+            oid = np.repeat(np.arange(start, start + n), sizes)
+            item = np.minimum((4000 * rng.random(oid.size) ** 2.2).astype(np.int64), 3999)
+            # Planted bundles: items 3 -> 41, 7 -> 58, 12 -> 133 with probability 0.6.
+            extra_o, extra_i = [], []
+            for a, b in ((3, 41), (7, 58), (12, 133)):
+                has = np.unique(oid[item == a])
+                keep = has[rng.random(has.size) < 0.6]
+                extra_o.append(keep)
+                extra_i.append(np.full(keep.size, b))
+            oid = np.concatenate([oid] + extra_o)
+            item = np.concatenate([item] + extra_i)
+            # 2.5 orders a customer: 200,000 customers for the 10M lines of B2 and B3.
+            df = pd.DataFrame({"o": oid, "c": oid % max(1, orders * 2 // 5), "i": np.char.add("P", item.astype(str))})
+            buf = io.StringIO()
+            df.to_csv(buf, sep="\t", header=False, index=False)
+            with self.conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+                copy.write(buf.getvalue())
+        self.conn.execute(f"VACUUM ANALYZE {table}")
+
+    def mlxtend_path(self, table, min_support):
+        from mlxtend.frequent_patterns import association_rules, fpgrowth
+        df = self.copy_frame(table, ["order_id", "customer_id", "item"])
+        onehot = (df.groupby(["order_id", "item"]).size().unstack(fill_value=0) > 0)
+        sets = fpgrowth(onehot, min_support=min_support, use_colnames=True, max_len=3)
+        rules = association_rules(sets, num_itemsets=len(onehot), metric="confidence", min_threshold=0.2)
+        return len(sets), len(rules)
+
+    def baskets(self, lines, big_lines):
+        import multiprocessing as mp
+        table = f"basket_lines_{lines}"
+        self.make_basket_lines(table, lines)
+        self.warm(table)
+        reps, peer_reps = self.args.reps, min(self.args.reps, 2)
+        train = f"SELECT * FROM rfm_basket_train('bench_basket', '{table}', 'order_id', 'item', 0.005, 0.2, 3)"
+        ours = self.timed_sql(train, reps)
+        got = self.q("SELECT itemsets, rules FROM rfm_basket_models WHERE name = 'bench_basket' AND active")[0]
+        peer_t, (n_sets, n_rules) = self.timed_fn(lambda: self.mlxtend_path(table, 0.005), peer_reps)
+        orders, items = self.q(f"SELECT count(DISTINCT order_id), count(DISTINCT item) FROM {table}")[0]
+        self.pair("B1", f"`rfm_basket_train` over {lines:,} lines ({orders:,} orders, {items:,} items, min_support 0.005,"
+                  " max_len 3) vs psycopg fetch + pandas one-hot + mlxtend `fpgrowth` + `association_rules`", ours, peer_t, 0.1,
+                  f"{got[0]:,} itemsets and {got[1]:,} rules; mlxtend {n_sets:,} and {n_rules:,}")
+        # B2: the same mining at a larger scale, with the pandas path in a process of its own
+        # under a memory limit (it builds a dense orders x items matrix).
+        big = f"basket_lines_{big_lines}"
+        self.make_basket_lines(big, big_lines)
+        self.warm(big)
+        # In a backend of its own, whose peak resident memory is the mining's.
+        with psycopg.connect(autocommit=True) as c2:
+            c2.execute("SET client_min_messages = warning")
+            pid = c2.execute("SELECT pg_backend_pid()").fetchone()[0]
+            t0 = time.perf_counter()
+            c2.execute(f"SELECT * FROM rfm_basket_train('bench_basket_big', '{big}', 'order_id', 'item', 0.005, 0.2, 3)")
+            ours = [time.perf_counter() - t0]
+            peak = peak_rss(pid)
+        ctx = mp.get_context("fork")
+        q = ctx.Queue()
+
+        def run():
+            import resource
+            resource.setrlimit(resource.RLIMIT_AS, (12 << 30, 12 << 30))
+            try:
+                b = Bench.__new__(Bench)
+                b.conn = psycopg.connect(autocommit=True)
+                t = time.perf_counter()
+                b.mlxtend_path(big, 0.005)
+                q.put(("ok", time.perf_counter() - t))
+            except MemoryError:
+                q.put(("MemoryError", None))
+            except Exception as e:  # the allocation failure may surface as another exception
+                q.put((type(e).__name__, None))
+        proc = ctx.Process(target=run)
+        proc.start()
+        proc.join(3600)
+        status, peer_time = q.get() if not q.empty() else (f"killed (exit code {proc.exitcode})", None)
+        if peer_time:
+            self.pair("B2", f"`rfm_basket_train` over {big_lines:,} lines vs the pandas + mlxtend path", ours, [peer_time], 0.1,
+                      f"backend peak {peak / 2**20:.0f} MiB")
+        else:
+            self.extra.append(("B2", f"`rfm_basket_train` over {big_lines:,} lines ({big_lines // 20:,} orders): "
+                               f"{ours[0]:.2f} s, the backend's peak resident memory {peak / 2**20:.0f} MiB; the pandas"
+                               f" one-hot + mlxtend path failed under a 12 GiB address-space limit: {status}",
+                               "the pandas path's ratio <= 0.1 where it runs"))
+            log(f"B2: pg_rfm {ours[0]:.3f}s; peer failed: {status}")
+        # B3: recommendations for every customer of the 10M lines (200,000 at the default
+        # scale) by the rules mined from them.
+        self.conn.execute("DROP TABLE IF EXISTS basket_customers")
+        self.conn.execute(f"CREATE TABLE basket_customers AS SELECT customer_id, array_agg(DISTINCT item) AS items"
+                          f" FROM {big} GROUP BY customer_id")
+        self.conn.execute("ANALYZE basket_customers")
+        customers = self.q("SELECT count(*) FROM basket_customers")[0][0]
+        n_big_rules = self.q("SELECT rules FROM rfm_basket_models WHERE name = 'bench_basket_big' AND active")[0][0]
+        self.conn.execute("DROP TABLE IF EXISTS basket_rules_plain")
+        self.conn.execute("CREATE TABLE basket_rules_plain AS SELECT antecedent, consequent, confidence, lift"
+                          " FROM rfm_basket_rules('bench_basket_big', NULL)")
+        ours = self.timed_sql("SELECT count(*) FROM basket_customers WHERE cardinality(rfm_recommend('bench_basket_big', items, 5)) >= 0", reps)
+        plain_sql = """
+            SELECT count(*) FROM (
+                SELECT customer_id, (array_agg(item ORDER BY confidence DESC, lift DESC, item))[1:5]
+                FROM (SELECT DISTINCT ON (c.customer_id, x.item) c.customer_id, x.item, r.confidence, r.lift
+                      FROM basket_customers c JOIN basket_rules_plain r ON r.antecedent <@ c.items
+                      CROSS JOIN LATERAL unnest(r.consequent) x(item)
+                      WHERE NOT x.item = ANY (c.items)
+                      ORDER BY c.customer_id, x.item, r.confidence DESC, r.lift DESC) best
+                GROUP BY customer_id) s"""
+        peer = self.timed_sql(plain_sql, peer_reps)
+        self.pair("B3", f"`rfm_recommend` (top 5) for every one of {customers:,} customers vs a plain-SQL join of their items"
+                  f" with the {n_big_rules:,} rules", ours, peer, 0.5)
+
 
     # ------------------------------------------------------------------ P0
     # The whole job in SQL. The cleaning of the recipe in docs/production.md: filters, and
@@ -810,10 +948,12 @@ def main():
     ap.add_argument("--clv-customers", type=int, default=1_000_000)
     ap.add_argument("--exp-customers", type=int, default=1_000_000)
     ap.add_argument("--exp-lines", type=int, default=10_000_000)
+    ap.add_argument("--basket-lines", type=int, default=1_000_000)
+    ap.add_argument("--basket-big-lines", type=int, default=10_000_000)
     ap.add_argument("--scaling-lines", default="1000000,10000000,100000000")
     ap.add_argument("--scaling-customers", default="100000,1000000,10000000")
     ap.add_argument("--nightly-big", type=int, default=1, help="0: no N2 row (the 100M-line nightly refresh)")
-    ap.add_argument("--only", default="", help="comma-separated subset: P0,R1,P1,P2,P3,P3b,P4,P4b,P4c,P5,CLV,E,N,scaling")
+    ap.add_argument("--only", default="", help="comma-separated subset: P0,R1,P1,P2,P3,P3b,P4,P4b,P4c,P5,CLV,E,B,N,scaling")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -855,6 +995,8 @@ def main():
         b.clv(args.clv_customers)
     if want("E"):
         b.experiments(args.exp_customers, args.exp_lines)
+    if want("B"):
+        b.baskets(args.basket_lines, args.basket_big_lines)
     if want("N"):
         b.nightly(lines_table, args.lines, None)
         big = 100_000_000

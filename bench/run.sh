@@ -5,7 +5,7 @@
 #   bench/run.sh                  # default scale: 10M invoice lines, 1M customers, scaling to 100M lines (~25 min)
 #   bench/run.sh --quick          # 1M lines, 100k customers, 3 repetitions (a few minutes)
 #   bench/run.sh --lines 100000000  # every pair at 100M lines
-#   bench/run.sh --only P1,P2     # a subset (P0 R1 P1 P2 P3 P3b P4 P4b P4c P5 CLV E N scaling)
+#   bench/run.sh --only P1,P2     # a subset (P0 R1 P1 P2 P3 P3b P4 P4b P4c P5 CLV E B N scaling)
 #
 # Installs numpy, pandas, scikit-learn and psycopg into target/pyenv (once), builds the
 # release extension, starts a throwaway PostgreSQL 15 cluster with PostgreSQL's default
@@ -16,7 +16,7 @@ args=()
 out="$ROOT/BENCHMARKS.md"
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) args+=(--lines 1000000 --p3-customers 100000 --p4-rows 1000000 --clv-customers 100000 --exp-customers 100000 --exp-lines 1000000 --reps 3
+        --quick) args+=(--lines 1000000 --p3-customers 100000 --p4-rows 1000000 --clv-customers 100000 --exp-customers 100000 --exp-lines 1000000 --basket-lines 200000 --basket-big-lines 1000000 --reps 3
                         --scaling-lines 1000000 --scaling-customers 100000)
                  out="$ROOT/target/BENCHMARKS-quick.md" ;;
         --out) out=$2; shift ;;

@@ -37,11 +37,30 @@ def test_cron_retrains_and_refreshes(dsn, shop):
             "SELECT cron.schedule('rfm-broken-test', '* * * * *',"
             " $$SELECT rfm_train('cronm', 'no_such_table')$$)"
         ).fetchone()[0]
+        # The basket retrain of docs/cross-sell.md and the weekly results snapshot of
+        # docs/campaigns.md, as jobs.
+        conn.execute("SELECT rfm_basket_drop('cron_basket')")
+        basket = conn.execute(
+            "SELECT cron.schedule('rfm-basket-test', '* * * * *',"
+            " $$SELECT rfm_basket_train('cron_basket', 'e2e_lines', 'invoice', 'stock_code', 0.01, 0.3)$$)"
+        ).fetchone()[0]
+        conn.execute("SELECT rfm_experiment_drop('cron_exp')")
+        conn.execute("SELECT count(*) FROM rfm_experiment_create('cron_exp', %s, 'customer_id',"
+                     " '{\"control\": 0.5, \"offer\": 0.5}')", (shop,))
+        conn.execute("DROP TABLE IF EXISTS cron_exp_results")
+        results = ("SELECT now(), * FROM rfm_experiment_results('cron_exp', 'e2e_lines', 'customer_id', 'invoice_date',"
+                   " 'quantity', '2011-06-01', '2011-12-10')")
+        conn.execute(f"CREATE TABLE cron_exp_results AS {results.replace('now()', 'now() AS at')} WITH NO DATA")
+        weekly = conn.execute(f"SELECT cron.schedule('rfm-results-test', '* * * * *', $$INSERT INTO cron_exp_results {results}$$)").fetchone()[0]
         try:
-            runs = wait_for_runs(conn, [good, bad])
+            runs = wait_for_runs(conn, [good, bad, basket, weekly])
         finally:
-            conn.execute("SELECT cron.unschedule(%s)", (good,))
-            conn.execute("SELECT cron.unschedule(%s)", (bad,))
+            for job in (good, bad, basket, weekly):
+                conn.execute("SELECT cron.unschedule(%s)", (job,))
+        assert runs[basket][0] == "succeeded", runs[basket]
+        assert runs[weekly][0] == "succeeded", runs[weekly]
+        assert conn.execute("SELECT count(*) FROM rfm_basket_models WHERE name = 'cron_basket' AND active").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM cron_exp_results WHERE overall").fetchone()[0] >= 2
         assert runs[good][0] == "succeeded", runs[good]
         assert runs[bad][0] == "failed" and "no_such_table" in runs[bad][1], runs[bad]
         version, k = conn.execute("SELECT version, k FROM rfm_models WHERE model = 'cronm' AND active").fetchone()

@@ -102,7 +102,7 @@ def test_campaigns_workflow(demo_db):
     # past monetary narrows the revenue interval a lot (spend follows past monetary).
     champ = conn.execute("""
         SELECT r.revenue_ci_high - r.revenue_ci_low, r.cuped_ci_high - r.cuped_ci_low, r.variance_reduction,
-               r.cuped_ci_low, r.cuped_ci_high, c.revenue_per_customer
+               r.cuped_ci_low, r.cuped_ci_high, c.revenue_per_customer, r.revenue_ci_low, r.revenue_ci_high
         FROM rfm_experiment_results('champions_upsell', 'campaign_orders', 'customer_id', 'ts', 'amount',
                                     '2011-12-10', '2012-01-10', covariate_column => 'monetary') r,
              rfm_experiment_results('champions_upsell', 'campaign_orders', 'customer_id', 'ts', 'amount',
@@ -111,6 +111,8 @@ def test_campaigns_workflow(demo_db):
     assert champ[1] < champ[0] / 5 and champ[2] > 0.9, champ
     # The planted truth, 20% of control's revenue per customer, is inside the CUPED interval.
     assert champ[3] < 0.2 * champ[5] < champ[4], champ
+    # As the README shows: without CUPED the interval spans zero, with it it does not.
+    assert champ[6] < 0 < champ[7] and champ[3] > 0, champ
 
 
 def test_cross_sell_workflow(demo_db):

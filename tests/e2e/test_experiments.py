@@ -226,6 +226,36 @@ def test_results_equal_statsmodels_and_scipy(conn, case):
                 < overall["offer"]["revenue_ci_high"] - overall["offer"]["revenue_ci_low"])
 
 
+def test_results_same_in_parallel(conn):
+    """rfm_experiment_results sums the outcome lines with the aggregate rfm_experiment_lines,
+    in parallel workers when the planner chooses them: with parallel plans forced (partial
+    totals serialized, sent and combined), the results equal the serial ones."""
+    rows, want, arms = run_experiment(conn, "exp_par", 2, [700, 500], 0.3, 0.2, 21)
+    q = ("SELECT * FROM rfm_experiment_results('exp_par', 'exp_par_lines', 'customer_id', 'ts', 'amount', %s, %s,"
+         " covariate_column => 'pre_revenue') ORDER BY overall, stratum, arm")
+    conn.execute("SET max_parallel_workers_per_gather = 0")
+    serial = conn.execute(q, (START, END)).fetchall()
+    for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0", "min_parallel_table_scan_size = 0",
+                    "max_parallel_workers_per_gather = 2"):
+        conn.execute(f"SET {setting}")
+    try:
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN (ANALYZE, COSTS OFF) SELECT rfm_experiment_lines(customer_id::text, amount::float8) FROM exp_par_lines"))
+        assert "Partial Aggregate" in plan and "Workers Launched: 2" in plan, plan
+        parallel = conn.execute(q, (START, END)).fetchall()
+    finally:
+        for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_table_scan_size",
+                        "max_parallel_workers_per_gather"):
+            conn.execute(f"RESET {setting}")
+    assert len(parallel) == len(serial) == len(rows)
+    for p, s in zip(parallel, serial):
+        for a, b in zip(p, s):
+            if isinstance(a, float) and isinstance(b, float):
+                assert close(a, b), (p, s)  # the lines of a customer may be summed in another order
+            else:
+                assert a == b, (p, s)
+
+
 def test_null_coverage(conn):
     """1,000 null experiments as the strata of one experiment (400 customers each, no effect):
     the 95% intervals of the conversion and revenue differences contain 0 in 93-97% of them."""
