@@ -62,7 +62,9 @@ if [ "$(id -u)" = 0 ]; then
 else
     PG_CACHE=${RFM_PG_CACHE:-$HOME/.cache/pg_rfm}
 fi
-case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) export PATH="$HOME/.cargo/bin:$PATH" ;; esac
+# Where `cargo install` puts cargo-pgrx: $CARGO_HOME/bin, by default ~/.cargo/bin.
+CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
+case ":$PATH:" in *":$CARGO_BIN:"*) ;; *) export PATH="$CARGO_BIN:$PATH" ;; esac
 # Nothing from an earlier session's environment: libpq settings would send psql, pg_regress
 # and the tests to another server or database (start_cluster sets PGHOST, PGPORT, PGUSER), a
 # CARGO_TARGET_DIR would put the build where these scripts do not look, and RUST_BACKTRACE

@@ -134,3 +134,20 @@ def test_check_failure_uses_fail(tmp_path):
     assert run.returncode == 1
     m = re.search(r"FAILED: PostgreSQL 16: not supported here\n  at: scripts/lib\.sh:\d+ \(ensure_pg\)\n  what to do: use 15", run.stderr)
     assert m, run.stderr
+
+
+@pytest.mark.parametrize("cargo_home", ["set", "unset"])
+def test_cargo_bin_on_path(tmp_path, cargo_home):
+    """`cargo install` puts cargo-pgrx into $CARGO_HOME/bin (by default ~/.cargo/bin): lib.sh
+    puts that directory first on PATH, so a cargo-pgrx it has just installed is found (with a
+    CARGO_HOME other than ~/.cargo it once was not)."""
+    env = fresh_env(tmp_path)
+    if cargo_home == "set":
+        env["CARGO_HOME"] = str(tmp_path / "cargo")
+        want = tmp_path / "cargo" / "bin"
+    else:
+        env.pop("CARGO_HOME")
+        want = tmp_path / "home" / ".cargo" / "bin"
+    run = bash(f'source "{LIB}"; echo "$PATH"', env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().split(os.pathsep)[0] == str(want), run.stdout
