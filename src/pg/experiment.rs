@@ -12,6 +12,7 @@ use pgrx::PgSqlErrorCode;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
+use super::assignments::{self, Storage};
 use super::call::*;
 use super::catalog::{quote_ident, schema_prefix};
 use super::error::{notice, null_not_allowed, raise, spi_fail, OrRaise, PgError};
@@ -437,26 +438,11 @@ pg_v1! {
 
 const CREATED: [Oid; 5] = [pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::INT8OID, pg_sys::FLOAT8OID, pg_sys::FLOAT8OID];
 
-/// Raises 42501 unless the caller has `privilege` on both experiment tables, before any work.
-fn check_may(what: &str, schema: &str, privilege: &str, doing: &str) {
-    let ok = select_text(
-        "SELECT pg_catalog.has_table_privilege($1 || '.rfm_experiments', $2)
-            AND pg_catalog.has_table_privilege($1 || '.rfm_experiment_assignments', $2)",
-        &[schema, privilege],
-    );
-    if ok.as_deref() != Some("t") {
-        PgError::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, format!("{what}: permission denied to {doing} experiments"))
-            .detail(format!("This needs {privilege} on rfm_experiments and rfm_experiment_assignments."))
-            .hint("Ask the owner of the extension for these privileges, or run it as a role that has them.")
-            .raise();
-    }
-}
-
 /// Takes the lock that makes one creation or drop of experiment `name` run at a time.
 fn lock_name(name: &str) {
     Spi::connect_mut(|client| {
         client.update(
-            "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('pg_rfm experiment ' || $1, 0))",
+            "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('pg_rfm experiment ' OPERATOR(pg_catalog.||) $1, 0))",
             None,
             &[name.into()],
         )?;
@@ -471,15 +457,28 @@ pg_v1! {
         let args = call.args();
         let what = args.name;
         let Some(name) = args.text(0) else { return args.return_null() };
-        let schema = schema_prefix(args);
-        check_may(what, &schema, "DELETE", "drop");
+        let storage = Storage::of(what, args);
+        storage.check_may(what, pg_sys::ACL_DELETE, "drop");
         lock_name(&name);
-        Spi::connect_mut(|client| {
-            client.update(format!("DELETE FROM {schema}.rfm_experiments e WHERE e.name = $1").as_str(), None, &[name.as_str().into()])?;
-            Ok::<(), pgrx::spi::Error>(())
+        let schema = &storage.schema;
+        let deleted = Spi::connect_mut(|client| {
+            Ok::<usize, pgrx::spi::Error>(
+                client
+                    .update(
+                        format!("DELETE FROM {schema}.rfm_experiments e WHERE e.name OPERATOR(pg_catalog.=) $1 RETURNING 1").as_str(),
+                        None,
+                        &[name.as_str().into()],
+                    )?
+                    .len(),
+            )
         })
         .unwrap_or_else(|e| spi_fail(e));
-        Datum::from(super::assignments::drop_partition(&schema, &name))
+        // A row the caller could not delete (row security) keeps its assignments; a partition
+        // left without its row is dropped.
+        if deleted == 0 && assignments::experiment_exists(&storage, &name) {
+            return Datum::from(0i64);
+        }
+        Datum::from(assignments::drop_partition(&storage, &name))
     }
 }
 
@@ -500,13 +499,18 @@ pg_v1! {
             invalid(what, "name must not be empty");
         }
         let arms = Arms::parse(&arms_json, &control).or_raise(what);
-        let schema = schema_prefix(args);
-        check_may(what, &schema, "INSERT", "store");
+        let storage = Storage::of(what, args);
+        storage.check_may(what, pg_sys::ACL_INSERT, "store");
+        let schema = storage.schema.clone();
         // One creation of a name at a time; then it must not exist yet.
         lock_name(&name);
         let exists = Spi::connect_mut(|client| {
             client
-                .update(format!("SELECT EXISTS (SELECT 1 FROM {schema}.rfm_experiments WHERE name = $1)").as_str(), None, &[name.as_str().into()])?
+                .update(
+                    format!("SELECT EXISTS (SELECT 1 FROM {schema}.rfm_experiments WHERE name OPERATOR(pg_catalog.=) $1)").as_str(),
+                    None,
+                    &[name.as_str().into()],
+                )?
                 .first()
                 .get_one::<bool>()
         })
@@ -585,11 +589,11 @@ pg_v1! {
         });
         stored.unwrap_or_else(|e| spi_fail(e));
         let stratum_of_row = |i: usize| (stratum_of[i] != u32::MAX).then(|| &*strata.values[stratum_of[i] as usize]);
-        let rows: Vec<super::assignments::Row<'_>> = order
+        let rows: Vec<assignments::Row<'_>> = order
             .iter()
             .map(|&i| (id(i as usize), stratum_of_row(i as usize), arms.names[assigned[i as usize] as usize].as_bytes()))
             .collect();
-        super::assignments::store(what, &schema, &name, &rows, &mut check);
+        assignments::store(&storage, what, &name, &rows, &mut check);
         drop(rows);
         // Counts per stratum (sorted, NULL last) and arm.
         let k = arms.names.len();

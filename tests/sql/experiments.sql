@@ -25,6 +25,8 @@ FROM generate_series(1, 20) i;
 SELECT * FROM rfm_experiment_create('hand', 'hand_customers', 'customer_id', '{"control": 0.5, "offer": 0.5}', 'segment', 1);
 SELECT name, arms, control_arm, stratum_column, seed, source, customer_column, customers, strata, status
 FROM rfm_experiments WHERE name = 'hand';
+-- The partition was made as the table's owner: the caller's user and search_path are back.
+SELECT current_user = session_user AS same_user, current_setting('search_path') AS search_path;
 -- The same inputs give the same assignment: the arms as a bit string in id order.
 SELECT string_agg(CASE arm WHEN 'offer' THEN '1' ELSE '0' END, '' ORDER BY customer_id) AS arms_in_id_order
 FROM rfm_experiment_assignments WHERE experiment = 'hand';
@@ -110,10 +112,31 @@ SELECT q, try_sql(q) AS outcome FROM (VALUES
     ($$INSERT INTO rfm_experiment_assignments VALUES ('ghost', 'h01', NULL, 'offer')$$),
     ($$INSERT INTO rfm_experiment_assignments VALUES ('hand', 'h01', 'big', 'offer')$$)
 ) AS cases(q);
--- (The name: "in the way" with FNV-1a 64 of it, top 48 bits, computed in Python.)
+-- (The name: "in the way" with FNV-1a 64 of it, top 48 bits, computed in Python; "third" below too.)
 BEGIN;
 CREATE TABLE rfm_assignments_in_the_way_4f91dbee8b53 ();
 SELECT * FROM try_sql_verbose($$SELECT * FROM rfm_experiment_create('in the way', 'hand_customers', 'customer_id', '{"control": 0.5, "offer": 0.5}')$$);
+ROLLBACK;
+-- A caller's own text operators ahead of pg_catalog (= always true, || dropping its right
+-- side) change nothing: dropping one experiment drops its rows only, even one named with
+-- a quote, and a partition renamed by hand is still found by its bound.
+BEGIN;
+CREATE SCHEMA trap;
+CREATE FUNCTION trap.always(text, text) RETURNS bool LANGUAGE sql AS 'SELECT true';
+CREATE FUNCTION trap.left_only(text, text) RETURNS text LANGUAGE sql AS 'SELECT $1';
+CREATE OPERATOR trap.= (LEFTARG = text, RIGHTARG = text, FUNCTION = trap.always);
+CREATE OPERATOR trap.|| (LEFTARG = text, RIGHTARG = text, FUNCTION = trap.left_only);
+SELECT set_config('search_path', 'trap, pg_catalog, ' || current_setting('search_path'), true) IS NOT NULL AS trapped;
+SELECT count(*) AS rows FROM rfm_experiment_create('o''brien', 'hand_customers', 'customer_id', '{"control": 0.5, "offer": 0.5}');
+SELECT count(*) AS rows FROM rfm_experiment_create('third', 'hand_customers', 'customer_id', '{"control": 0.5, "offer": 0.5}');
+ALTER TABLE rfm_experiment_assignments DETACH PARTITION rfm_assignments_third_0edb41727268;
+ALTER TABLE rfm_assignments_third_0edb41727268 RENAME TO third_by_hand;
+ALTER TABLE rfm_experiment_assignments ATTACH PARTITION third_by_hand FOR VALUES IN ('third');
+SELECT rfm_experiment_drop('o''brien') AS obrien_dropped, rfm_experiment_drop('third') AS third_dropped;
+RESET search_path;
+SELECT experiment, count(*) FROM rfm_experiment_assignments GROUP BY 1 ORDER BY 1;
+SELECT name FROM rfm_experiments ORDER BY 1;
+SELECT to_regclass('third_by_hand') AS renamed_partition_left;
 ROLLBACK;
 
 -- Ending and dropping.
