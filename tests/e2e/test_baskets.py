@@ -5,6 +5,7 @@ baskets of FIMI, shipped in the pyfpgrowth source package); recommendations equa
 applied here; memory and cancellation are bounded; damage is refused."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -119,13 +120,21 @@ def belgian_baskets(n):
         os.makedirs(cache, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "pyfpgrowth==1.0",
                         "--no-deps", "--no-binary", ":all:", "-d", cache], check=True)
-        with tarfile.open(os.path.join(cache, "pyfpgrowth-1.0.tar.gz")) as t:
-            t.extractall(cache, filter="data")
+        # Only the one file, written to a fixed path (extractall's filter= needs Python 3.11.4;
+        # Debian 12 has 3.11.2).
+        member = "pyfpgrowth-1.0/tests/belgian_retail_baskets.dat"
+        with tarfile.open(os.path.join(cache, "pyfpgrowth-1.0.tar.gz")) as t, t.extractfile(member) as src:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".part", "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        os.replace(path + ".part", path)
     with open(path) as f:
         return [line.split() for _, line in zip(range(n), f)]
 
 
-def test_real_baskets_equal_mlxtend(conn):
+@pytest.fixture(scope="module")
+def belgian(conn):
+    """The first 20,000 Belgian receipts in table bk_belgian (receipt, item)."""
     baskets = belgian_baskets(20000)
     assert len(baskets) == 20000 and sum(map(len, baskets)) > 150000
     conn.execute("DROP TABLE IF EXISTS bk_belgian")
@@ -134,6 +143,11 @@ def test_real_baskets_equal_mlxtend(conn):
         for i, b in enumerate(baskets):
             for item in b:
                 copy.write_row((i, item))
+    return baskets
+
+
+def test_real_baskets_equal_mlxtend(conn, belgian):
+    baskets = belgian
     conn.execute("SELECT rfm_basket_drop('belgian')")
     conn.execute("SELECT * FROM rfm_basket_train('belgian', 'bk_belgian', 'receipt', 'item', min_support => 0.01,"
                  " min_confidence => 0.2, max_len => 4)")
@@ -227,7 +241,7 @@ def test_bad_input(conn, lines):
     assert err("SELECT rfm_basket_activate('gen', 99)") == "42704"
 
 
-def test_memory_bound_and_cancellation(conn, lines):
+def test_memory_bound_and_cancellation(conn, lines, belgian):
     """A min_support so low that the itemsets would exceed pg_rfm.basket_memory stops with
     53200 naming the count reached; a long mining is cancelled within a second."""
     conn.execute("SET pg_rfm.basket_memory = '2MB'")
