@@ -180,13 +180,9 @@ fn insert(relid: Oid, name: &str, rows: &[Row<'_>], check: &mut dyn FnMut()) {
     // them into tuples.
     unsafe {
         let rel = pg_sys::table_open(relid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
-        let desc = (*rel).rd_att;
-        let columns: Vec<(String, Oid)> = (0..(*desc).natts as usize)
-            .map(|i| {
-                let att = (*desc).attrs.as_slice((*desc).natts as usize)[i];
-                (CStr::from_ptr(att.attname.data.as_ptr()).to_string_lossy().into_owned(), att.atttypid)
-            })
-            .collect();
+        let desc = pgrx::PgTupleDesc::from_pg_unchecked((*rel).rd_att);
+        let columns: Vec<(String, Oid)> = desc.iter().map(|att| (att.name().to_string(), att.atttypid)).collect();
+        drop(desc);
         let want = ["experiment", "customer_id", "stratum", "arm"];
         if columns.len() != 4 || columns.iter().zip(want).any(|((n, t), w)| n != w || *t != pg_sys::TEXTOID) {
             raise(
